@@ -1,0 +1,450 @@
+//! Apply: one committed command, evaluated against the tree exactly as ZooKeeper's
+//! `PrepRequestProcessor` (checks, in its order) and `DataTree.processTxn` (effects) would.
+
+use bytes::Bytes;
+use zk_protocol::jute::data::{ACL, Stat};
+use zk_protocol::jute::proto::{CheckVersionRequest, CreateRequest, DeleteRequest, SetDataRequest};
+use zk_protocol::multi::{MultiOp, MultiResult};
+use zk_protocol::path::validate_path;
+use zk_protocol::watch::EventType;
+use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, CreateMode, ErrorCode, OpCode, Request};
+
+use crate::node::Node;
+use crate::store::{Journal, Session, TreeStore, split_parent};
+
+/// A command as it is carried in the log. Apply reads nothing but the tree and this.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The leader's clock when it proposed the command (ctime, mtime).
+    pub time_ms: i64,
+    /// The session the command belongs to.
+    pub session_id: i64,
+    /// What to do.
+    pub op: Op,
+}
+
+/// The operations that go through the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A client write request.
+    Request(Request),
+    /// Open a session; its id is derived from the entry's zxid and the server id.
+    CreateSession {
+        /// The negotiated timeout.
+        timeout_ms: i32,
+        /// The id (1..=254) of the server that holds the connection.
+        server_id: u8,
+    },
+    /// Close `Command::session_id` (client close or expiry): its ephemerals are deleted.
+    CloseSession,
+}
+
+/// A watch trigger produced by apply: the event fires the watches set on `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// The node whose watches fire.
+    pub path: String,
+    /// The event type they receive.
+    pub event: EventType,
+}
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command failed with this code and changed nothing.
+    Error(ErrorCode),
+    /// A node was created (its actual path, sequence suffix included, and its Stat).
+    Created {
+        /// The created path.
+        path: String,
+        /// The new node's Stat.
+        stat: Stat,
+    },
+    /// A node was deleted.
+    Deleted,
+    /// A node's data was set.
+    DataSet(Stat),
+    /// A multi ran (all ops applied, or none, with ZooKeeper's per-op results).
+    Multi(Vec<MultiResult>),
+    /// A session was opened.
+    SessionCreated {
+        /// The new session's id.
+        session_id: i64,
+    },
+    /// A session was closed.
+    SessionClosed,
+}
+
+/// The result of applying one command: the outcome and the watch triggers, in the order
+/// ZooKeeper fires them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Watch triggers.
+    pub triggers: Vec<Trigger>,
+}
+
+/// Derives a session id from the zxid of its `CreateSession` entry and the server id, as
+/// ARCHITECTURE.md describes: the server id in the high byte (never 0xff), the zxid below.
+pub fn session_id_for(zxid: i64, server_id: u8) -> i64 {
+    assert!((1..=254).contains(&server_id), "server ids are 1..=254");
+    (i64::from(server_id) << 56) | (zxid & 0x00FF_FFFF_FFFF_FFFF)
+}
+
+/// Paths that can never be deleted (`ZKDatabase.isSpecialPath`).
+fn is_special_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
+/// Checks the expected version (`PrepRequestProcessor.checkAndIncVersion`): -1 matches any.
+fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+/// The parent of a path as `validatePathForCreate` / `getParentPathAndValidate` find it:
+/// everything before the last `/`; no `/` or a NUL character is BADARGUMENTS.
+fn parent_for_write(path: &str) -> Result<&str, ErrorCode> {
+    if path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    match path.rfind('/') {
+        None => Err(ErrorCode::BadArguments),
+        Some(0) => Ok("/"),
+        Some(i) => Ok(&path[..i]),
+    }
+}
+
+/// Fails with SESSIONEXPIRED unless the session is open (`SessionTracker.checkSession`).
+fn check_session<S: TreeStore>(store: &S, session_id: i64) -> Result<(), ErrorCode> {
+    store
+        .session(session_id)
+        .map(|_| ())
+        .ok_or(ErrorCode::SessionExpired)
+}
+
+/// Per-op context shared by the write ops.
+struct Ctx<'t> {
+    zxid: i64,
+    time_ms: i64,
+    session_id: i64,
+    triggers: &'t mut Vec<Trigger>,
+}
+
+fn create<S: TreeStore>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    opcode: OpCode,
+    req: &CreateRequest,
+) -> Result<(String, Stat), ErrorCode> {
+    let mode = CreateMode::from_flags(req.flags)?;
+    if mode.is_ttl() {
+        // createTTL and TTL modes need zookeeper.extendedTypesEnabled (off by default).
+        return Err(ErrorCode::Unimplemented);
+    }
+    check_session(store, ctx.session_id)?;
+    let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
+    let parent_path = parent_for_write(path)?;
+    let acl = fixup_acl(req.acl.as_deref())?;
+    let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    let path = if mode.is_sequential() {
+        format!("{path}{:010}", parent.cversion)
+    } else {
+        path.to_string()
+    };
+    validate_path(&path, false).map_err(|_| ErrorCode::BadArguments)?;
+    if store.node(&path).is_some() {
+        return Err(ErrorCode::NodeExists);
+    }
+    if parent.owner_session().is_some() {
+        return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    let ephemeral_owner = if opcode == OpCode::CreateContainer {
+        CONTAINER_EPHEMERAL_OWNER
+    } else if mode.is_ephemeral() {
+        ctx.session_id
+    } else {
+        0
+    };
+    let node = Node {
+        czxid: ctx.zxid,
+        mzxid: ctx.zxid,
+        ctime: ctx.time_ms,
+        mtime: ctx.time_ms,
+        pzxid: ctx.zxid,
+        ephemeral_owner,
+        data: req.data.clone(),
+        acl,
+        ..Node::default()
+    };
+    let stat = node.stat();
+    store.put_node(&path, node);
+    parent.cversion = parent.cversion.wrapping_add(1);
+    parent.num_children += 1;
+    parent.pzxid = ctx.zxid;
+    store.put_node(parent_path, parent);
+    ctx.triggers.push(Trigger {
+        path: path.clone(),
+        event: EventType::NodeCreated,
+    });
+    ctx.triggers.push(Trigger {
+        path: parent_path.to_string(),
+        event: EventType::NodeChildrenChanged,
+    });
+    Ok((path, stat))
+}
+
+/// `PrepRequestProcessor.fixupACL` for the `world` scheme: a null or empty list is INVALIDACL.
+/// (The auth, digest and ip schemes and ACL checks come with issue 4.)
+fn fixup_acl(acl: Option<&[ACL]>) -> Result<Vec<ACL>, ErrorCode> {
+    match acl {
+        Some(list) if !list.is_empty() => Ok(list.to_vec()),
+        _ => Err(ErrorCode::InvalidAcl),
+    }
+}
+
+fn delete<S: TreeStore>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    req: &DeleteRequest,
+) -> Result<(), ErrorCode> {
+    check_session(store, ctx.session_id)?;
+    let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
+    let parent_path = parent_for_write(path)?;
+    if is_special_path(path) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    let node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    check_version(node.version, req.version)?;
+    if node.num_children > 0 {
+        return Err(ErrorCode::NotEmpty);
+    }
+    store.remove_node(path);
+    parent.num_children -= 1;
+    parent.pzxid = parent.pzxid.max(ctx.zxid);
+    store.put_node(parent_path, parent);
+    ctx.triggers.push(Trigger {
+        path: path.to_string(),
+        event: EventType::NodeDeleted,
+    });
+    ctx.triggers.push(Trigger {
+        path: parent_path.to_string(),
+        event: EventType::NodeChildrenChanged,
+    });
+    Ok(())
+}
+
+fn set_data<S: TreeStore>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    req: &SetDataRequest,
+) -> Result<Stat, ErrorCode> {
+    check_session(store, ctx.session_id)?;
+    let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
+    validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
+    let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    node.version = check_version(node.version, req.version)?;
+    node.data = req.data.clone();
+    node.mzxid = ctx.zxid;
+    node.mtime = ctx.time_ms;
+    let stat = node.stat();
+    store.put_node(path, node);
+    ctx.triggers.push(Trigger {
+        path: path.to_string(),
+        event: EventType::NodeDataChanged,
+    });
+    Ok(stat)
+}
+
+fn check<S: TreeStore>(
+    store: &S,
+    ctx: &Ctx<'_>,
+    req: &CheckVersionRequest,
+) -> Result<(), ErrorCode> {
+    check_session(store, ctx.session_id)?;
+    let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
+    validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
+    let node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    check_version(node.version, req.version).map(|_| ())
+}
+
+/// The opcode a create inside a multi really has: `Op.create` derives it from the flags, so
+/// a container flag makes a createContainer and any other create is a plain create (whose
+/// result carries no Stat), whatever type the header said.
+fn multi_create_opcode(flags: i32) -> OpCode {
+    match CreateMode::from_flags(flags) {
+        Ok(CreateMode::Container) => OpCode::CreateContainer,
+        _ => OpCode::Create,
+    }
+}
+
+fn multi<S: TreeStore>(store: &mut S, ctx: &mut Ctx<'_>, ops: &[MultiOp]) -> Vec<MultiResult> {
+    let mut journal = Journal::new(store);
+    let mut triggers = Vec::new();
+    let mut results = Vec::with_capacity(ops.len());
+    let mut failed_at = None;
+    for (i, op) in ops.iter().enumerate() {
+        let mut sub = Ctx {
+            zxid: ctx.zxid,
+            time_ms: ctx.time_ms,
+            session_id: ctx.session_id,
+            triggers: &mut triggers,
+        };
+        let result = match op {
+            MultiOp::Create(_, req) => {
+                let opcode = multi_create_opcode(req.flags);
+                create(&mut journal, &mut sub, opcode, req).map(|(path, stat)| {
+                    if opcode == OpCode::Create {
+                        MultiResult::Create(path)
+                    } else {
+                        MultiResult::Create2(path, stat)
+                    }
+                })
+            }
+            MultiOp::CreateTtl(_) => Err(ErrorCode::Unimplemented),
+            MultiOp::Delete(req) => {
+                delete(&mut journal, &mut sub, req).map(|()| MultiResult::Delete)
+            }
+            MultiOp::SetData(req) => {
+                set_data(&mut journal, &mut sub, req).map(MultiResult::SetData)
+            }
+            MultiOp::Check(req) => check(&journal, &sub, req).map(|()| MultiResult::Check),
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::BadArguments),
+        };
+        match result {
+            Ok(r) => results.push(r),
+            Err(code) => {
+                failed_at = Some((i, code));
+                break;
+            }
+        }
+    }
+    match failed_at {
+        None => {
+            ctx.triggers.extend(triggers);
+            results
+        }
+        Some((i, code)) => {
+            journal.rollback();
+            // DataTree.processTxn: ops before the failure report 0, the failing op its code,
+            // the ops after it RUNTIMEINCONSISTENCY.
+            (0..ops.len())
+                .map(|j| {
+                    MultiResult::Error(match j.cmp(&i) {
+                        std::cmp::Ordering::Less => 0,
+                        std::cmp::Ordering::Equal => code.code(),
+                        std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency.code(),
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+fn close_session<S: TreeStore>(store: &mut S, ctx: &mut Ctx<'_>) -> Outcome {
+    if store.session(ctx.session_id).is_none() {
+        return Outcome::Error(ErrorCode::SessionExpired);
+    }
+    for path in store.ephemerals(ctx.session_id) {
+        let Some((parent_path, _)) = split_parent(&path) else {
+            continue;
+        };
+        store.remove_node(&path);
+        if let Some(mut parent) = store.node(parent_path) {
+            parent.num_children -= 1;
+            parent.pzxid = parent.pzxid.max(ctx.zxid);
+            store.put_node(parent_path, parent);
+        }
+        ctx.triggers.push(Trigger {
+            path: path.clone(),
+            event: EventType::NodeDeleted,
+        });
+        ctx.triggers.push(Trigger {
+            path: parent_path.to_string(),
+            event: EventType::NodeChildrenChanged,
+        });
+    }
+    store.remove_session(ctx.session_id);
+    Outcome::SessionClosed
+}
+
+/// Applies one committed command at `zxid`. Deterministic: the same tree and command always
+/// give the same tree and result. A failed command changes nothing.
+pub fn apply<S: TreeStore>(store: &mut S, zxid: i64, cmd: &Command) -> Applied {
+    let mut triggers = Vec::new();
+    let mut ctx = Ctx {
+        zxid,
+        time_ms: cmd.time_ms,
+        session_id: cmd.session_id,
+        triggers: &mut triggers,
+    };
+    let outcome = match &cmd.op {
+        Op::CreateSession {
+            timeout_ms,
+            server_id,
+        } => {
+            let session_id = session_id_for(zxid, *server_id);
+            store.put_session(
+                session_id,
+                Session {
+                    timeout_ms: *timeout_ms,
+                },
+            );
+            Outcome::SessionCreated { session_id }
+        }
+        Op::CloseSession => close_session(store, &mut ctx),
+        Op::Request(req) => {
+            let result = match req {
+                Request::Create(
+                    op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer),
+                    r,
+                ) => create(store, &mut ctx, *op, r)
+                    .map(|(path, stat)| Outcome::Created { path, stat }),
+                Request::Delete(r) => delete(store, &mut ctx, r).map(|()| Outcome::Deleted),
+                Request::SetData(r) => set_data(store, &mut ctx, r).map(Outcome::DataSet),
+                Request::Multi(ops) => Ok(Outcome::Multi(multi(store, &mut ctx, ops))),
+                // Not yet applied by ferrokeeper: createTTL, setACL, reconfig (issue 4).
+                _ => Err(ErrorCode::Unimplemented),
+            };
+            result.unwrap_or_else(Outcome::Error)
+        }
+    };
+    if matches!(outcome, Outcome::Error(_)) {
+        triggers.clear();
+    }
+    Applied { outcome, triggers }
+}
+
+/// Creates the nodes every tree starts with — `/`, `/zookeeper`, `/zookeeper/quota`,
+/// `/zookeeper/config` — with zxid 0 and ZooKeeper's Stat quirks: children are added without
+/// counting as creates, so `/zookeeper` reports cversion −2 and `/` −1.
+pub fn init_system_nodes<S: TreeStore>(store: &mut S) {
+    let open = vec![ACL {
+        perms: zk_protocol::perms::ALL,
+        id: zk_protocol::jute::data::Id {
+            scheme: Some("world".into()),
+            id: Some("anyone".into()),
+        },
+    }];
+    let read_only = vec![ACL {
+        perms: zk_protocol::perms::READ,
+        ..open[0].clone()
+    }];
+    let node = |num_children, data: Option<Bytes>, acl: &Vec<ACL>| Node {
+        num_children,
+        data,
+        acl: acl.clone(),
+        ..Node::default()
+    };
+    store.put_node("/", node(1, Some(Bytes::new()), &open));
+    store.put_node("/zookeeper", node(2, Some(Bytes::new()), &open));
+    store.put_node("/zookeeper/quota", node(0, Some(Bytes::new()), &open));
+    store.put_node("/zookeeper/config", node(0, Some(Bytes::new()), &read_only));
+}

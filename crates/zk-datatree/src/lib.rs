@@ -1,0 +1,24 @@
+//! The replicated state machine's logic: ZooKeeper's data tree as a pure, deterministic
+//! function of (tree, command).
+//!
+//! Owns: the znode model ([`Node`], its stored cversion and the client-visible Stat), the
+//! [`TreeStore`] seam with an in-memory implementation, and [`apply`] for the write
+//! operations with ZooKeeper's checks in ZooKeeper's order (create/create2/createContainer,
+//! delete, setData, multi with check, session create/close with their ephemerals), producing
+//! the outcome and the watch triggers.
+//! Does not own: storage engines (`zk-storage`), the log (`zk-consensus`), reads, watch
+//! registration and delivery, connections (`zk-session`). No clock, no RNG, no I/O: time comes
+//! from [`Command::time_ms`], stamped once by the leader.
+//!
+//! # Layout
+//! - `node`: [`Node`] and the Stat quirks.
+//! - `store`: [`TreeStore`], [`MemStore`], the multi journal.
+//! - `apply`: [`apply`], [`Command`], [`Outcome`], [`init_system_nodes`].
+
+mod apply;
+mod node;
+mod store;
+
+pub use apply::{Applied, Command, Op, Outcome, Trigger, apply, init_system_nodes, session_id_for};
+pub use node::{Node, owner_session};
+pub use store::{MemStore, Session, TreeStore, split_parent};

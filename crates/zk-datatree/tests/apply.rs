@@ -1,0 +1,328 @@
+//! The datatree rules, checked against what Apache ZooKeeper does (values measured on a real
+//! server are cited where they came from).
+
+use bytes::Bytes;
+use zk_datatree::{
+    Command, MemStore, Node, Op, Outcome, TreeStore, apply, init_system_nodes, session_id_for,
+};
+use zk_protocol::jute::data::{ACL, Id};
+use zk_protocol::jute::proto::{CheckVersionRequest, CreateRequest, DeleteRequest, SetDataRequest};
+use zk_protocol::multi::{MultiOp, MultiResult};
+use zk_protocol::watch::EventType;
+use zk_protocol::{ErrorCode, OpCode, Request};
+
+struct Tree {
+    store: MemStore,
+    zxid: i64,
+    session: i64,
+}
+
+fn open_acl() -> Option<Vec<ACL>> {
+    Some(vec![ACL {
+        perms: 31,
+        id: Id {
+            scheme: Some("world".into()),
+            id: Some("anyone".into()),
+        },
+    }])
+}
+
+fn create_req(path: &str, flags: i32) -> CreateRequest {
+    CreateRequest {
+        path: Some(path.into()),
+        data: Some(Bytes::from_static(b"d")),
+        acl: open_acl(),
+        flags,
+    }
+}
+
+impl Tree {
+    fn new() -> Self {
+        let mut t = Tree {
+            store: MemStore::default(),
+            zxid: 0,
+            session: 0,
+        };
+        init_system_nodes(&mut t.store);
+        t.session = t.new_session();
+        t
+    }
+
+    fn run(&mut self, session: i64, op: Op) -> zk_datatree::Applied {
+        self.zxid += 1;
+        apply(
+            &mut self.store,
+            self.zxid,
+            &Command {
+                time_ms: 1_000 + self.zxid,
+                session_id: session,
+                op,
+            },
+        )
+    }
+
+    fn new_session(&mut self) -> i64 {
+        match self
+            .run(
+                0,
+                Op::CreateSession {
+                    timeout_ms: 30_000,
+                    server_id: 1,
+                },
+            )
+            .outcome
+        {
+            Outcome::SessionCreated { session_id } => session_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn req(&mut self, r: Request) -> Outcome {
+        let s = self.session;
+        self.run(s, Op::Request(r)).outcome
+    }
+
+    fn create(&mut self, path: &str, flags: i32) -> Outcome {
+        self.req(Request::Create(OpCode::Create, create_req(path, flags)))
+    }
+
+    fn delete(&mut self, path: &str, version: i32) -> Outcome {
+        self.req(Request::Delete(DeleteRequest {
+            path: Some(path.into()),
+            version,
+        }))
+    }
+
+    fn node(&self, path: &str) -> Node {
+        self.store
+            .node(path)
+            .unwrap_or_else(|| panic!("{path} missing"))
+    }
+}
+
+fn created_path(o: Outcome) -> String {
+    match o {
+        Outcome::Created { path, .. } => path,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn system_nodes_have_zookeepers_stat_quirks() {
+    let t = Tree::new();
+    assert_eq!(t.node("/zookeeper").stat().cversion, -2);
+    assert_eq!(t.node("/zookeeper").stat().num_children, 2);
+    assert_eq!(t.node("/").stat().cversion, -1);
+    assert_eq!(t.node("/").czxid, 0);
+    assert_eq!(t.store.children("/zookeeper"), vec!["config", "quota"]);
+}
+
+/// Measured on Apache ZooKeeper: create, create, delete one, create → suffixes 0000000000,
+/// 0000000001, 0000000002; the parent's cversion is then 4.
+#[test]
+fn sequential_suffix_counts_creates_and_cversion_counts_changes() {
+    let mut t = Tree::new();
+    t.create("/q", 0);
+    assert_eq!(created_path(t.create("/q/n-", 2)), "/q/n-0000000000");
+    assert_eq!(created_path(t.create("/q/n-", 2)), "/q/n-0000000001");
+    assert_eq!(t.delete("/q/n-0000000000", -1), Outcome::Deleted);
+    assert_eq!(created_path(t.create("/q/n-", 2)), "/q/n-0000000002");
+    let stat = t.node("/q").stat();
+    assert_eq!(stat.cversion, 4);
+    assert_eq!(stat.num_children, 2);
+    // A trailing slash is fine for a sequential create: the name is the suffix alone.
+    assert_eq!(created_path(t.create("/q/", 2)), "/q/0000000003");
+}
+
+#[test]
+fn stat_fields_follow_the_writes() {
+    let mut t = Tree::new();
+    let Outcome::Created { stat, .. } =
+        t.req(Request::Create(OpCode::Create2, create_req("/a", 0)))
+    else {
+        panic!()
+    };
+    let z = t.zxid;
+    assert_eq!((stat.czxid, stat.mzxid, stat.pzxid), (z, z, z));
+    assert_eq!((stat.ctime, stat.mtime), (1_000 + z, 1_000 + z));
+    assert_eq!(
+        (stat.version, stat.cversion, stat.aversion, stat.data_length),
+        (0, 0, 0, 1)
+    );
+    let set = t.req(Request::SetData(SetDataRequest {
+        path: Some("/a".into()),
+        data: None,
+        version: 0,
+    }));
+    let Outcome::DataSet(stat) = set else {
+        panic!("{set:?}")
+    };
+    assert_eq!(
+        (stat.version, stat.mzxid, stat.czxid, stat.data_length),
+        (1, t.zxid, z, 0)
+    );
+    assert_eq!(t.node("/a").data, None, "null data stays null");
+    let before = t.node("/").pzxid;
+    t.create("/a/b", 0);
+    assert_eq!(t.node("/a").pzxid, t.zxid);
+    assert_eq!(
+        t.node("/a").mzxid,
+        stat.mzxid,
+        "a child create is not a data change"
+    );
+    assert_eq!(t.node("/").pzxid, before);
+}
+
+#[test]
+fn errors_come_in_zookeepers_order() {
+    let mut t = Tree::new();
+    // §8b, measured: create "rel" → BADARGUMENTS; "/a//b", "/a/", "/zz/.." → NONODE.
+    assert_eq!(t.create("rel", 0), Outcome::Error(ErrorCode::BadArguments));
+    assert_eq!(t.create("/a//b", 0), Outcome::Error(ErrorCode::NoNode));
+    assert_eq!(t.create("/a/", 0), Outcome::Error(ErrorCode::NoNode));
+    assert_eq!(t.create("/zz/..", 0), Outcome::Error(ErrorCode::NoNode));
+    assert_eq!(
+        t.create("/a\0b", 0),
+        Outcome::Error(ErrorCode::BadArguments)
+    );
+    t.create("/a", 0);
+    assert_eq!(t.create("/a/", 0), Outcome::Error(ErrorCode::BadArguments));
+    assert_eq!(t.create("/a", 0), Outcome::Error(ErrorCode::NodeExists));
+    assert_eq!(t.create("/", 0), Outcome::Error(ErrorCode::NodeExists));
+    assert_eq!(t.create("/a/x", 9), Outcome::Error(ErrorCode::BadArguments));
+    assert_eq!(
+        t.create("/a/x", 5),
+        Outcome::Error(ErrorCode::Unimplemented)
+    );
+    let mut no_acl = create_req("/a/x", 0);
+    no_acl.acl = Some(vec![]);
+    assert_eq!(
+        t.req(Request::Create(OpCode::Create, no_acl)),
+        Outcome::Error(ErrorCode::InvalidAcl)
+    );
+    t.create("/e", 1);
+    assert_eq!(
+        t.create("/e/c", 0),
+        Outcome::Error(ErrorCode::NoChildrenForEphemerals)
+    );
+    assert_eq!(t.delete("/a", 5), Outcome::Error(ErrorCode::BadVersion));
+    t.create("/a/x", 0);
+    assert_eq!(t.delete("/a", 0), Outcome::Error(ErrorCode::NotEmpty));
+    assert_eq!(t.delete("/nope", 0), Outcome::Error(ErrorCode::NoNode));
+    for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+        assert_eq!(
+            t.delete(special, -1),
+            Outcome::Error(ErrorCode::BadArguments),
+            "{special}"
+        );
+    }
+    let stale = t.run(
+        0x7777,
+        Op::Request(Request::Delete(DeleteRequest {
+            path: Some("/a/x".into()),
+            version: -1,
+        })),
+    );
+    assert_eq!(stale.outcome, Outcome::Error(ErrorCode::SessionExpired));
+}
+
+#[test]
+fn multi_is_all_or_nothing_with_zookeepers_results() {
+    let mut t = Tree::new();
+    t.create("/m", 0);
+    let before = t.store.clone();
+    let ops = vec![
+        MultiOp::Create(OpCode::Create, create_req("/m/a", 0)),
+        MultiOp::Check(CheckVersionRequest {
+            path: Some("/m".into()),
+            version: 7,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: Some("/m".into()),
+            version: -1,
+        }),
+    ];
+    let applied = t.run(t.session, Op::Request(Request::Multi(ops)));
+    assert_eq!(
+        applied.outcome,
+        Outcome::Multi(vec![
+            MultiResult::Error(0),
+            MultiResult::Error(ErrorCode::BadVersion.code()),
+            MultiResult::Error(ErrorCode::RuntimeInconsistency.code()),
+        ])
+    );
+    assert!(applied.triggers.is_empty());
+    assert_eq!(t.store, before, "a failed multi changes nothing");
+
+    let ops = vec![
+        MultiOp::Create(OpCode::Create2, create_req("/m/a", 0)),
+        MultiOp::Create(OpCode::Create, create_req("/m/c", 4)),
+        MultiOp::SetData(SetDataRequest {
+            path: Some("/m/a".into()),
+            data: None,
+            version: 0,
+        }),
+        MultiOp::Check(CheckVersionRequest {
+            path: Some("/m/a".into()),
+            version: 1,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: Some("/m/a".into()),
+            version: 1,
+        }),
+    ];
+    let applied = t.run(t.session, Op::Request(Request::Multi(ops)));
+    let Outcome::Multi(results) = applied.outcome else {
+        panic!()
+    };
+    assert_eq!(
+        results[0],
+        MultiResult::Create("/m/a".into()),
+        "create2 in a multi answers as create"
+    );
+    assert!(
+        matches!(&results[1], MultiResult::Create2(p, s) if p == "/m/c" && s.ephemeral_owner == i64::MIN)
+    );
+    assert!(matches!(&results[2], MultiResult::SetData(s) if s.version == 1));
+    assert_eq!(&results[3..], &[MultiResult::Check, MultiResult::Delete]);
+    assert!(t.store.node("/m/a").is_none());
+    assert_eq!(t.node("/m").stat().cversion, 2 * 2 - 1);
+}
+
+#[test]
+fn closing_a_session_deletes_its_ephemerals_and_fires_their_watches() {
+    let mut t = Tree::new();
+    t.create("/s", 0);
+    let other = t.new_session();
+    t.create("/s/mine", 1);
+    let theirs = t.run(
+        other,
+        Op::Request(Request::Create(OpCode::Create, create_req("/s/theirs", 3))),
+    );
+    let theirs = created_path(theirs.outcome);
+    assert_eq!(t.node("/s/mine").ephemeral_owner, t.session);
+    let closed = t.run(other, Op::CloseSession);
+    assert_eq!(closed.outcome, Outcome::SessionClosed);
+    assert_eq!(closed.triggers.len(), 2);
+    assert_eq!(closed.triggers[0].path, theirs);
+    assert_eq!(closed.triggers[0].event, EventType::NodeDeleted);
+    assert_eq!(closed.triggers[1].event, EventType::NodeChildrenChanged);
+    assert!(t.store.node(&theirs).is_none());
+    assert!(t.store.node("/s/mine").is_some());
+    assert_eq!(t.node("/s").pzxid, t.zxid);
+    assert_eq!(
+        t.run(other, Op::CloseSession).outcome,
+        Outcome::Error(ErrorCode::SessionExpired)
+    );
+}
+
+#[test]
+fn session_ids_carry_the_server_id_and_never_look_special() {
+    let id = session_id_for(5, 1);
+    assert_eq!(id, 0x0100_0000_0000_0005);
+    // The high byte is the server id (ZooKeeper's ids for servers >= 128 are negative too);
+    // it is never 0xff (TTL owners) and the id is never Long.MIN_VALUE (containers).
+    let high = session_id_for(i64::MAX, 254);
+    assert_eq!((high >> 56) & 0xff, 254);
+    assert_ne!(high, i64::MIN);
+}
