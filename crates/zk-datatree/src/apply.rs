@@ -19,6 +19,8 @@ pub struct Command {
     pub time_ms: i64,
     /// The session the command belongs to.
     pub session_id: i64,
+    /// The client's xid, so that the server holding the connection can route the reply.
+    pub xid: i32,
     /// What to do.
     pub op: Op,
 }

@@ -14,11 +14,14 @@
 //! - `node`: [`Node`] and the Stat quirks.
 //! - `store`: [`TreeStore`], [`MemStore`], the multi journal.
 //! - `apply`: [`apply`], [`Command`], [`Outcome`], [`init_system_nodes`].
+//! - `codec`: the log encoding of a [`Command`].
 
 mod apply;
+mod codec;
 mod node;
 mod store;
 
 pub use apply::{Applied, Command, Op, Outcome, Trigger, apply, init_system_nodes, session_id_for};
+pub use codec::CommandDecodeError;
 pub use node::{Node, owner_session};
 pub use store::{MemStore, Session, TreeStore, split_parent};

@@ -55,6 +55,7 @@ impl Tree {
             self.zxid,
             &Command {
                 time_ms: 1_000 + self.zxid,
+                xid: 1,
                 session_id: session,
                 op,
             },

@@ -200,6 +200,7 @@ fn to_command(s: &Step, sessions: [i64; 2], live_session: i64) -> Command {
     Command {
         time_ms: 7,
         session_id,
+        xid: 1,
         op,
     }
 }
@@ -216,6 +217,7 @@ fn run(steps: &[Step]) -> (MemStore, Vec<Outcome>) {
         let cmd = Command {
             time_ms: 7,
             session_id: 0,
+            xid: 0,
             op: Op::CreateSession {
                 timeout_ms: 1,
                 server_id: 1,

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Apache ZooKeeper 3.9.5 (from Maven Central) as the reference server.
+#
+#   apache-zk.sh fetch                 resolve the jars into .cache/zk-3.9.5/lib
+#   apache-zk.sh classpath             print the classpath (fetches if needed)
+#   apache-zk.sh start <name> <port>   fresh .cache/run/<name>/, start, wait for imok
+#   apache-zk.sh stop <name>           kill the recorded PID and wait for it
+#   apache-zk.sh status <name>         exit 0 if running
+#
+# The server listens on 127.0.0.1:<port> only. See compat-tests/README.md.
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+ZK_VERSION=3.9.5
+ZK_LIB="$CACHE_DIR/zk-$ZK_VERSION/lib"
+JAVA="${JAVA:-java}"
+
+fetch() {
+    if [[ -f "$ZK_LIB/.complete" ]]; then return 0; fi
+    command -v mvn >/dev/null || die "mvn (Maven) is required to fetch Apache ZooKeeper"
+    echo "fetching Apache ZooKeeper $ZK_VERSION and its runtime dependencies from Maven Central..." >&2
+    local tmp="$ZK_LIB.tmp"
+    rm -rf "$tmp"
+    mkdir -p "$CACHE_DIR"
+    mkdir -p "$tmp"
+    if ! mvn -B -Dstyle.color=never -f "$COMPAT_DIR/java/zk-dist/pom.xml" \
+        dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$tmp" > "$CACHE_DIR/zk-fetch.log" 2>&1; then
+        tail -n 40 "$CACHE_DIR/zk-fetch.log" >&2
+        die "maven could not resolve org.apache.zookeeper:zookeeper:$ZK_VERSION (log: $CACHE_DIR/zk-fetch.log)"
+    fi
+    [[ -f "$tmp/zookeeper-$ZK_VERSION.jar" ]] || die "zookeeper-$ZK_VERSION.jar missing after fetch"
+    rm -rf "$ZK_LIB"
+    mv "$tmp" "$ZK_LIB"
+    touch "$ZK_LIB/.complete"
+}
+
+start() {
+    local name="$1" port="$2"
+    check_name_port "$name" "$port"
+    fetch
+    start_checks "$name" "$port"
+    local dir; dir="$(prepare_run_dir "$name" "$port")"
+    # exec so that $! is the JVM itself
+    ( exec "$JAVA" -Xms64m -Xmx512m -XX:+UseSerialGC \
+        -Dfile.encoding=UTF-8 -Djava.awt.headless=true \
+        -Dzookeeper.log.dir="$dir/log" \
+        -Dlogback.configurationFile="$COMPAT_DIR/lib/logback-server.xml" \
+        -Djava.security.auth.login.config="$dir/jaas.conf" \
+        -Dzookeeper.DigestAuthenticationProvider.superDigest="$SUPER_DIGEST" \
+        -Dzookeeper.extendedTypesEnabled=true \
+        -Dznode.container.checkIntervalMs=1000 \
+        -Dzookeeper.authProvider.sasl="$SASL_PROVIDER" \
+        -Dzookeeper.fips-mode=false \
+        -cp "$ZK_LIB/*" org.apache.zookeeper.server.quorum.QuorumPeerMain \
+        "$dir/zoo.cfg" ) > "$dir/log/stdout.log" 2>&1 < /dev/null &
+    local pid=$!
+    echo "$pid" > "$dir/server.pid"
+    echo "apache" > "$dir/kind"
+    if ! wait_imok "$port" "$pid" "$dir/log/zookeeper.log"; then
+        stop_server "$name"
+        exit 1
+    fi
+    echo "Apache ZooKeeper $ZK_VERSION '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+    fetch) fetch ;;
+    classpath) fetch; echo "$ZK_LIB/*" ;;
+    start) [[ $# -eq 2 ]] || die "usage: start <name> <port>"; start "$@" ;;
+    stop) [[ $# -eq 1 ]] || die "usage: stop <name>"; stop_server "$1" ;;
+    status)
+        [[ $# -eq 1 ]] || die "usage: status <name>"
+        f="$RUN_ROOT/$1/server.pid"
+        [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null ;;
+    *) die "usage: $(basename "$0") fetch|classpath|start <name> <port>|stop <name>|status <name>" ;;
+esac

@@ -1,0 +1,156 @@
+//! The log encoding of a [`Command`]: what every replica decodes and applies.
+//!
+//! Layout (big-endian): `version u8 = 1`, `time_ms i64`, `session_id i64`, `xid i32`, `kind u8`,
+//! then for kind 0 (a client request) `opcode i32` + the jute request body, for kind 1
+//! (createSession) `timeout_ms i32` + `server_id u8`, and nothing for kind 2 (closeSession).
+//! The request body is kept in ZooKeeper's own encoding, so the log holds what the client sent.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use zk_protocol::Request;
+
+use crate::{Command, Op};
+
+const VERSION: u8 = 1;
+
+/// Why a log entry could not be decoded into a command (a corrupt or foreign log).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandDecodeError {
+    /// The entry ended early.
+    #[error("log entry truncated")]
+    Truncated,
+    /// The entry was written by an unknown format version.
+    #[error("unknown log entry version {0}")]
+    Version(u8),
+    /// The entry's kind byte is unknown.
+    #[error("unknown command kind {0}")]
+    Kind(u8),
+    /// The request inside does not decode.
+    #[error("request in log entry: {0}")]
+    Request(#[from] zk_protocol::RequestError),
+}
+
+impl Command {
+    /// Encodes the command for the log.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(32);
+        out.put_u8(VERSION);
+        out.put_i64(self.time_ms);
+        out.put_i64(self.session_id);
+        out.put_i32(self.xid);
+        match &self.op {
+            Op::Request(req) => {
+                out.put_u8(0);
+                out.put_i32(req.opcode() as i32);
+                req.encode_body(&mut out);
+            }
+            Op::CreateSession {
+                timeout_ms,
+                server_id,
+            } => {
+                out.put_u8(1);
+                out.put_i32(*timeout_ms);
+                out.put_u8(*server_id);
+            }
+            Op::CloseSession => out.put_u8(2),
+        }
+        out.freeze()
+    }
+
+    /// Decodes a command from the log. The request body is decoded without a length limit
+    /// beyond the entry itself: it was accepted under the limits when it was proposed.
+    pub fn decode(mut bytes: Bytes) -> Result<Command, CommandDecodeError> {
+        if bytes.remaining() < 1 + 8 + 8 + 4 + 1 {
+            return Err(CommandDecodeError::Truncated);
+        }
+        let version = bytes.get_u8();
+        if version != VERSION {
+            return Err(CommandDecodeError::Version(version));
+        }
+        let time_ms = bytes.get_i64();
+        let session_id = bytes.get_i64();
+        let xid = bytes.get_i32();
+        let op = match bytes.get_u8() {
+            0 => {
+                if bytes.remaining() < 4 {
+                    return Err(CommandDecodeError::Truncated);
+                }
+                let opcode = bytes.get_i32();
+                let max = bytes.len();
+                Op::Request(Request::decode(opcode, bytes, max)?)
+            }
+            1 => {
+                if bytes.remaining() < 5 {
+                    return Err(CommandDecodeError::Truncated);
+                }
+                Op::CreateSession {
+                    timeout_ms: bytes.get_i32(),
+                    server_id: bytes.get_u8(),
+                }
+            }
+            2 => Op::CloseSession,
+            kind => return Err(CommandDecodeError::Kind(kind)),
+        };
+        Ok(Command {
+            time_ms,
+            session_id,
+            xid,
+            op,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zk_protocol::OpCode;
+    use zk_protocol::jute::proto::CreateRequest;
+
+    use super::*;
+
+    #[test]
+    fn commands_round_trip() {
+        let commands = [
+            Command {
+                time_ms: 1_700_000_000_000,
+                session_id: 0x0100_0000_0000_0007,
+                xid: 42,
+                op: Op::Request(Request::Create(
+                    OpCode::Create2,
+                    CreateRequest {
+                        path: Some("/a".into()),
+                        data: None,
+                        acl: Some(vec![]),
+                        flags: 3,
+                    },
+                )),
+            },
+            Command {
+                time_ms: 1,
+                session_id: 0,
+                xid: 0,
+                op: Op::CreateSession {
+                    timeout_ms: 30_000,
+                    server_id: 1,
+                },
+            },
+            Command {
+                time_ms: 2,
+                session_id: 9,
+                xid: -11,
+                op: Op::CloseSession,
+            },
+        ];
+        for cmd in &commands {
+            assert_eq!(Command::decode(cmd.encode()).as_ref(), Ok(cmd));
+        }
+        assert_eq!(
+            Command::decode(Bytes::from_static(&[1, 0])),
+            Err(CommandDecodeError::Truncated)
+        );
+        let mut bad = commands[2].encode().to_vec();
+        bad[0] = 9;
+        assert_eq!(
+            Command::decode(bad.into()),
+            Err(CommandDecodeError::Version(9))
+        );
+    }
+}
