@@ -1,0 +1,528 @@
+//! ferrokeeper's consensus: openraft over `zk-storage`, behind a small API of our own
+//! ([`Consensus`]: `propose`, `read_barrier`, `is_leader`, `last_applied`).
+//!
+//! Owns: the openraft type configuration and its encodings (log entries, log ids, votes,
+//! membership), openraft's log-storage and state-machine traits on `zk_storage::LogStore` and
+//! `zk_storage::StateStore`, the apply loop (one `StateStore::apply_batch` per openraft apply
+//! call, zxid = log index, listener called under the apply gate), snapshots as checkpoint
+//! directories, the leader's clock for `Command::time_ms`, and starting a node (a one-member
+//! cluster today).
+//! Does not own: what a command does (`zk-datatree`), the storage layout (`zk-storage`),
+//! sessions, watches and replies (`zk-session`, through [`ApplyListener`]). This is the only
+//! crate that names openraft, so that alpha upgrades stay here.
+//!
+//! Not yet: a network between replicas (every peer is unreachable), installing a snapshot
+//! received from a leader (returns an error), leader-change events for the session tracker.
+//!
+//! # Layout
+//! - `types`: the openraft type config and the byte encodings.
+//! - `log_storage`: `RaftLogStorage` / `RaftLogReader` on the log store.
+//! - `state_machine`: `RaftStateMachine` on the state store, snapshots.
+//! - `network`: the (empty) network.
+//!
+//! # On-disk layout
+//! `log_dir/log` holds the log's RocksDB, `state_dir/tree` the state machine's RocksDB and
+//! `state_dir/snapshots` the snapshot checkpoints (on the same file system as the tree, as
+//! checkpoints hard-link its files). The subdirectories let `log_dir` and `state_dir` be the
+//! same directory, as ZooKeeper's `dataLogDir` defaults to `dataDir`.
+
+mod log_storage;
+mod network;
+mod state_machine;
+mod types;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::errors::{ClientWriteError, Fatal, LinearizableReadError, RaftError};
+use openraft::impls::ProgressResponder;
+use openraft::{BasicNode, Raft, ReadPolicy, ServerState, SnapshotPolicy};
+use zk_storage::{LogStore, StateStore, StorageError};
+
+use crate::log_storage::LogStorage;
+use crate::network::NoNetwork;
+use crate::state_machine::{Shared, StateMachine, read_applied_meta};
+use crate::types::{LogCommand, TypeConfig};
+
+/// Where the log's RocksDB lives under `log_dir`.
+const LOG_SUBDIR: &str = "log";
+/// Where the state machine's RocksDB lives under `state_dir`.
+const STATE_SUBDIR: &str = "tree";
+/// Where snapshots live under `state_dir`.
+const SNAPSHOT_SUBDIR: &str = "snapshots";
+/// The address recorded for this node in the membership (no peer uses it yet).
+const LOCAL_ADDR: &str = "127.0.0.1";
+/// How long `start` waits for this node to lead and catch up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `start` retries a store whose directory is still locked (a previous instance in
+/// this process still closing).
+const LOCK_RETRY: Duration = Duration::from_secs(10);
+/// How long `shutdown` waits for openraft's tasks to release the stores.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+/// ZooKeeper's default `tickTime`, used when the configured one is 0.
+const DEFAULT_TICK_MS: u64 = 2000;
+
+/// What [`Consensus::start`] needs.
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    /// This server's id in the ensemble (ZooKeeper's `myid`).
+    pub node_id: u64,
+    /// Directory of the Raft log (ZooKeeper's `dataLogDir`); may equal `state_dir`.
+    pub log_dir: PathBuf,
+    /// Directory of the state machine and its snapshots (ZooKeeper's `dataDir`).
+    pub state_dir: PathBuf,
+    /// ZooKeeper's `tickTime` in ms: the heartbeat is tick/20 (≥ 20 ms), the election timeout
+    /// is tick/2 ..= tick (so 100 ms and 1–2 s for the default 2000).
+    pub tick_ms: u64,
+}
+
+/// Receives every applied command, on every replica. The apply gate is held during the call:
+/// an implementation must not take `StateStore::read_gate` (it would deadlock) and may read
+/// the store directly, which already shows the whole batch.
+pub trait ApplyListener: Send + Sync + 'static {
+    /// Called for every applied command in log order, inside StateStore::apply_batch's `after`
+    /// (so while the apply gate is held exclusively), after the batch was written.
+    ///
+    /// It runs on the apply thread and holds up apply and every gated reader: hand work off
+    /// instead of blocking. A panic here stops this replica (openraft treats it as a storage
+    /// failure).
+    fn applied(&self, zxid: i64, cmd: &zk_datatree::Command, applied: &zk_datatree::Applied);
+}
+
+/// Why a consensus operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// This node is not the leader (or stopped being the leader before the entry committed);
+    /// `leader` is the leader this node knows of.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader's node id, if known.
+        leader: Option<u64>,
+    },
+    /// [`Consensus::shutdown`] was called, or the node stopped.
+    #[error("consensus is shutting down")]
+    ShuttingDown,
+    /// A store failed to open or to read.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The configuration is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// `start` did not become leader and catch up in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The Raft node stopped on an unrecoverable error (storage failure, panic); this
+    /// replica must be restarted (and, if its disk is bad, replaced).
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+impl From<Fatal<TypeConfig>> for ConsensusError {
+    fn from(e: Fatal<TypeConfig>) -> Self {
+        match e {
+            Fatal::Stopped => ConsensusError::ShuttingDown,
+            other => ConsensusError::Fatal(other.to_string()),
+        }
+    }
+}
+
+impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for ConsensusError {
+    fn from(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Self {
+        match e {
+            RaftError::Fatal(f) => f.into(),
+            RaftError::APIError(e) => e.into(),
+        }
+    }
+}
+
+impl From<ClientWriteError<TypeConfig>> for ConsensusError {
+    fn from(e: ClientWriteError<TypeConfig>) -> Self {
+        match e {
+            ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f) => {
+                ConsensusError::NotLeader {
+                    leader: f.leader_id,
+                }
+            }
+            other => ConsensusError::Fatal(other.to_string()),
+        }
+    }
+}
+
+impl From<RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> for ConsensusError {
+    fn from(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Self {
+        match e {
+            RaftError::Fatal(f) => f.into(),
+            RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => {
+                ConsensusError::NotLeader {
+                    leader: f.leader_id,
+                }
+            }
+            // No quorum confirmed this leader: it cannot serve a barrier, like a non-leader.
+            RaftError::APIError(LinearizableReadError::QuorumNotEnough(_)) => {
+                ConsensusError::NotLeader { leader: None }
+            }
+        }
+    }
+}
+
+/// A running consensus node: proposes commands, answers read barriers and applies committed
+/// entries to the state store. Cheap to clone. Call [`Consensus::shutdown`] before dropping
+/// the last clone; the stores close when the last clone (and the last `state()` handle) is
+/// gone.
+#[derive(Clone)]
+pub struct Consensus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft<TypeConfig, StateMachine>,
+    state: Arc<StateStore>,
+    shared: Arc<Shared>,
+    /// The last `time_ms` stamped; held while the command is handed to openraft, so that log
+    /// order and time order agree.
+    clock: tokio::sync::Mutex<i64>,
+    shutting_down: AtomicBool,
+    /// One count per live store handle inside openraft's tasks (see `shutdown`).
+    alive: Arc<()>,
+}
+
+/// Opens a store on the blocking pool, retrying while its directory is locked by an
+/// instance of this process that is still closing.
+async fn open_store<S: Send + 'static>(
+    open: impl Fn() -> Result<S, StorageError> + Send + Sync + 'static,
+) -> Result<S, ConsensusError> {
+    let open = Arc::new(open);
+    let deadline = Instant::now() + LOCK_RETRY;
+    loop {
+        let attempt = open.clone();
+        let result = tokio::task::spawn_blocking(move || attempt())
+            .await
+            .map_err(|e| ConsensusError::Fatal(format!("opening a store: {e}")))?;
+        match result {
+            Err(e) if e.is_lock_busy() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other.map_err(ConsensusError::Storage),
+        }
+    }
+}
+
+/// openraft's configuration derived from ZooKeeper's `tickTime`.
+fn raft_config(tick_ms: u64) -> Result<openraft::Config, ConsensusError> {
+    let tick = if tick_ms == 0 {
+        DEFAULT_TICK_MS
+    } else {
+        tick_ms
+    };
+    let heartbeat = (tick / 20).clamp(20, 500);
+    let election_min = (tick / 2).max(heartbeat * 5);
+    let election_max = tick.max(election_min + heartbeat);
+    openraft::Config {
+        cluster_name: "ferrokeeper".into(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election_min,
+        election_timeout_max: election_max,
+        // A checkpoint costs the same whatever the log length: snapshot rarely, and keep a
+        // bounded tail of already-snapshotted entries for followers that lag a little.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(100_000),
+        max_in_snapshot_log_to_keep: 10_000,
+        purge_batch_size: 1_000,
+        replication_lag_threshold: 200_000,
+        ..openraft::Config::default()
+    }
+    .validate()
+    .map_err(|e| ConsensusError::Config(e.to_string()))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Consensus {
+    /// Opens both stores (the log under `log_dir`, the tree under `state_dir`), starts
+    /// openraft, initializes a one-member cluster on first start, and returns once this node
+    /// leads and its local apply has caught up with everything committed — so that a restart
+    /// after `kill -9` serves every acknowledged write. Entries committed but not yet applied
+    /// before a crash are re-applied during `start`, and reach the listener.
+    pub async fn start(
+        config: ConsensusConfig,
+        listener: Arc<dyn ApplyListener>,
+    ) -> Result<Consensus, ConsensusError> {
+        let started = Instant::now();
+        let log_dir = config.log_dir.join(LOG_SUBDIR);
+        let state_dir = config.state_dir.join(STATE_SUBDIR);
+        let log = Arc::new(open_store(move || LogStore::open(&log_dir)).await?);
+        let state = Arc::new(open_store(move || StateStore::open(&state_dir)).await?);
+        let fatal_io = |e: std::io::Error| ConsensusError::Fatal(e.to_string());
+        let (last_applied, _, last_time) = read_applied_meta(&state).map_err(fatal_io)?;
+        let shared = Arc::new(Shared {
+            last_applied: AtomicI64::new(last_applied.map_or(0, |id| id.index as i64)),
+            last_time_ms: AtomicI64::new(last_time),
+        });
+        let alive = Arc::new(());
+        let sm = StateMachine::new(
+            state.clone(),
+            shared.clone(),
+            listener,
+            config.state_dir.join(SNAPSHOT_SUBDIR),
+            alive.clone(),
+        )
+        .map_err(fatal_io)?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config(config.tick_ms)?),
+            NoNetwork,
+            LogStorage::new(log, alive.clone()),
+            sm,
+        )
+        .await?;
+        let consensus = Consensus {
+            inner: Arc::new(Inner {
+                raft,
+                state,
+                shared,
+                clock: tokio::sync::Mutex::new(last_time),
+                shutting_down: AtomicBool::new(false),
+                alive,
+            }),
+        };
+        match consensus.become_leader(config.node_id).await {
+            Ok(()) => {
+                tracing::info!(
+                    node_id = config.node_id,
+                    last_applied = consensus.last_applied(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "consensus started"
+                );
+                Ok(consensus)
+            }
+            Err(e) => {
+                // Release the stores, so that the caller may retry.
+                let _ = consensus.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Initializes the one-member cluster if this is a new node, waits for leadership, then
+    /// for local apply to reach the read index, and for the commit to cover this node's whole
+    /// durable log (`wait_for_recovery`): a committed id saved without fsync may be older than
+    /// what was acknowledged before a power loss, but every acknowledged entry is in the
+    /// fsynced log, so waiting for the log tail to commit and apply covers it.
+    async fn become_leader(&self, node_id: u64) -> Result<(), ConsensusError> {
+        let raft = &self.inner.raft;
+        if !raft.is_initialized().await? {
+            let members = BTreeMap::from([(node_id, BasicNode::new(LOCAL_ADDR))]);
+            raft.initialize(members).await.map_err(|e| match e {
+                RaftError::Fatal(f) => f.into(),
+                RaftError::APIError(e) => ConsensusError::Fatal(format!("initialize: {e}")),
+            })?;
+        }
+        raft.wait(Some(STARTUP_TIMEOUT))
+            .state(ServerState::Leader, "start: become leader")
+            .await
+            .map_err(|e| ConsensusError::Timeout(e.to_string()))?;
+        raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
+        raft.wait_for_recovery(Some(STARTUP_TIMEOUT))
+            .await
+            .map_err(|e| ConsensusError::Timeout(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Proposes a command: stamps `cmd.time_ms` with the leader's wall clock, made
+    /// non-decreasing in log order (never below any time already stamped or applied), and
+    /// returns the entry's zxid once it is committed (fsynced) and applied locally — the
+    /// listener has already been called for it. Fails with `NotLeader` on a non-leader (the
+    /// entry may still commit if leadership was lost after it was appended) and
+    /// `ShuttingDown` after `shutdown`.
+    pub async fn propose(&self, mut cmd: zk_datatree::Command) -> Result<i64, ConsensusError> {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(ConsensusError::ShuttingDown);
+        }
+        let (responder, done) = ProgressResponder::complete_only();
+        {
+            let mut last = self.inner.clock.lock().await;
+            let floor = (*last).max(self.inner.shared.last_time_ms.load(Ordering::Relaxed));
+            *last = now_ms().max(floor);
+            cmd.time_ms = *last;
+            // Only enqueues into openraft (which assigns log indexes in queue order); the
+            // clock stays locked for that, not for the commit.
+            self.inner
+                .raft
+                .write(LogCommand(cmd.encode()))
+                .responder(responder)
+                .await?;
+        }
+        match done.await {
+            // The responder was dropped without an answer: openraft stopped.
+            Err(_) => Err(ConsensusError::ShuttingDown),
+            Ok(Ok(response)) => Ok(response.log_id.index as i64),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// A read barrier (ReadIndex, not a lease): confirms leadership, then waits until local
+    /// apply has reached the read index, which it returns. Every write acknowledged anywhere
+    /// before the call is then visible in [`Consensus::state`].
+    pub async fn read_barrier(&self) -> Result<i64, ConsensusError> {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(ConsensusError::ShuttingDown);
+        }
+        let read = self
+            .inner
+            .raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await?;
+        Ok(read.index() as i64)
+    }
+
+    /// The state store, for reads (take its `read_gate` to read and register watches
+    /// atomically with respect to apply).
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.inner.state
+    }
+
+    /// The zxid of the last applied entry (0 before any). It changes together with the tree,
+    /// under the apply gate.
+    pub fn last_applied(&self) -> i64 {
+        self.inner.shared.last_applied.load(Ordering::Acquire)
+    }
+
+    /// Whether this node currently leads.
+    pub fn is_leader(&self) -> bool {
+        !self.inner.shutting_down.load(Ordering::Acquire) && self.inner.raft.is_leader()
+    }
+
+    /// Stops openraft and waits until its tasks have released the stores. Later calls on any
+    /// clone fail with `ShuttingDown`; calling it twice is harmless.
+    pub async fn shutdown(&self) -> Result<(), ConsensusError> {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| ConsensusError::Fatal(format!("shutdown: {e}")))?;
+        // openraft's state-machine worker ends after its core; RocksDB releases a directory
+        // lock only when the last handle is dropped, so wait for them (bounded).
+        let deadline = Instant::now() + RELEASE_WAIT;
+        while Arc::strong_count(&self.inner.alive) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Consensus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consensus")
+            .field("last_applied", &self.last_applied())
+            .field("is_leader", &self.is_leader())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_timing_follows_tick_time() {
+        let c = raft_config(2000).unwrap();
+        assert_eq!(
+            (
+                c.heartbeat_interval,
+                c.election_timeout_min,
+                c.election_timeout_max
+            ),
+            (100, 1000, 2000)
+        );
+        let c = raft_config(0).unwrap();
+        assert_eq!(c.heartbeat_interval, 100);
+        let c = raft_config(100).unwrap();
+        assert_eq!(
+            (
+                c.heartbeat_interval,
+                c.election_timeout_min,
+                c.election_timeout_max
+            ),
+            (20, 100, 120)
+        );
+    }
+
+    struct Ignore;
+    impl ApplyListener for Ignore {
+        fn applied(&self, _: i64, _: &zk_datatree::Command, _: &zk_datatree::Applied) {}
+    }
+
+    fn session_cmd() -> zk_datatree::Command {
+        zk_datatree::Command {
+            time_ms: 0,
+            session_id: 0,
+            xid: 0,
+            op: zk_datatree::Op::CreateSession {
+                timeout_ms: 1000,
+                server_id: 1,
+            },
+        }
+    }
+
+    fn snapshot_names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(SNAPSHOT_SUBDIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Snapshots are checkpoints named `<index>-<term>` holding their metadata; the last two
+    /// are kept, and a restart finds the newest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshots_are_checkpoints_and_the_last_two_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ConsensusConfig {
+            node_id: 7,
+            log_dir: dir.path().join("log"),
+            state_dir: dir.path().join("data"),
+            tick_ms: 2000,
+        };
+        let c = Consensus::start(config.clone(), Arc::new(Ignore))
+            .await
+            .unwrap();
+        let raft = c.inner.raft.clone();
+        let mut built = Vec::new();
+        for _ in 0..3 {
+            let zxid = c.propose(session_cmd()).await.unwrap();
+            raft.trigger().snapshot().await.unwrap();
+            raft.wait(Some(Duration::from_secs(10)))
+                .snapshot(
+                    types::LogId::new(types::CommittedLeaderId::new(1), zxid as u64),
+                    "snapshot built",
+                )
+                .await
+                .unwrap();
+            built.push(format!("{zxid:020}-{:020}", 1));
+        }
+        assert_eq!(snapshot_names(&config.state_dir), built[1..].to_vec());
+        let newest = config.state_dir.join(SNAPSHOT_SUBDIR).join(&built[2]);
+        let copy = StateStore::open(&newest).unwrap();
+        assert_eq!(copy.sessions().unwrap().len(), 3);
+        drop(copy);
+
+        let last = c.last_applied();
+        c.shutdown().await.unwrap();
+        drop(c);
+        let c = Consensus::start(config.clone(), Arc::new(Ignore))
+            .await
+            .unwrap();
+        assert!(c.last_applied() >= last);
+        let snapshot = c.inner.raft.get_snapshot().await.unwrap().unwrap();
+        assert_eq!(snapshot.snapshot.0, newest);
+        c.shutdown().await.unwrap();
+    }
+}

@@ -1,0 +1,410 @@
+//! openraft's `RaftStateMachine` on `zk_storage::StateStore`.
+//!
+//! Apply: every entry openraft hands over in one call goes into ONE
+//! `StateStore::apply_batch`: normal entries are decoded and applied with
+//! `zk_datatree::apply` at zxid = the entry's log index; blank and membership entries only
+//! advance `last_applied` (membership is recorded too). `last_applied`, the membership and the
+//! highest leader time seen are written in the same RocksDB batch as the tree changes, so the
+//! store is always at a batch boundary and openraft re-applies exactly what a crash lost. The
+//! listener is called for each command inside the batch's `after` (apply gate held), and the
+//! responders waiting in `propose` are answered after that.
+//!
+//! Snapshots are RocksDB checkpoints in `snapshots/<index>-<term>` (both zero-padded to 20
+//! digits, so that name order is log order), built into a temporary directory and renamed
+//! when complete; the last two are kept.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use futures_util::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use zk_datatree::{Applied, Command, Node, Session, TreeStore};
+use zk_storage::StateStore;
+
+use crate::ApplyListener;
+use crate::log_storage::blocking;
+use crate::types::{
+    LogId, Snapshot, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig, corrupt,
+    decode_log_id, encode_log_id,
+};
+
+/// Meta key of the last applied log id (`term ‖ index`).
+pub(crate) const META_LAST_APPLIED: &[u8] = b"raft/last_applied";
+/// Meta key of the last applied membership (JSON).
+pub(crate) const META_MEMBERSHIP: &[u8] = b"raft/membership";
+/// Meta key of the highest `time_ms` of any applied command (i64 BE): the floor of the
+/// leader's clock for the next proposals, also after a restart.
+pub(crate) const META_LAST_TIME: &[u8] = b"zk/last_time_ms";
+
+/// The metadata file inside a snapshot directory.
+const SNAPSHOT_META_FILE: &str = "snapshot.meta.json";
+/// How many complete snapshots to keep.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// State shared between the state machine (which writes it inside the apply gate) and the
+/// `Consensus` handle (which reads it).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The index of the last applied entry (0 before any).
+    pub(crate) last_applied: AtomicI64,
+    /// The highest `time_ms` of any applied command.
+    pub(crate) last_time_ms: AtomicI64,
+}
+
+/// Forwards to a `&mut dyn TreeStore`: `zk_datatree::apply` takes a sized store.
+struct DynTree<'a>(&'a mut dyn TreeStore);
+
+impl TreeStore for DynTree<'_> {
+    fn node(&self, path: &str) -> Option<Node> {
+        self.0.node(path)
+    }
+    fn put_node(&mut self, path: &str, node: Node) {
+        self.0.put_node(path, node)
+    }
+    fn remove_node(&mut self, path: &str) {
+        self.0.remove_node(path)
+    }
+    fn children(&self, path: &str) -> Vec<String> {
+        self.0.children(path)
+    }
+    fn ephemerals(&self, session_id: i64) -> Vec<String> {
+        self.0.ephemerals(session_id)
+    }
+    fn session(&self, session_id: i64) -> Option<Session> {
+        self.0.session(session_id)
+    }
+    fn put_session(&mut self, session_id: i64, session: Session) {
+        self.0.put_session(session_id, session)
+    }
+    fn remove_session(&mut self, session_id: i64) {
+        self.0.remove_session(session_id)
+    }
+}
+
+/// Reads `last_applied`, the membership and the last leader time from the store's meta.
+pub(crate) fn read_applied_meta(
+    store: &StateStore,
+) -> io::Result<(Option<LogId>, StoredMembership, i64)> {
+    let meta = |key| store.get_meta(key).map_err(io::Error::other);
+    let last_applied = match meta(META_LAST_APPLIED)? {
+        Some(bytes) => decode_log_id(&bytes)?,
+        None => None,
+    };
+    let membership = match meta(META_MEMBERSHIP)? {
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("membership: {e}")))?
+        }
+        None => StoredMembership::default(),
+    };
+    let last_time = match meta(META_LAST_TIME)? {
+        Some(bytes) => i64::from_be_bytes(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("last time_ms"))?,
+        ),
+        None => 0,
+    };
+    Ok((last_applied, membership, last_time))
+}
+
+/// The state machine openraft drives.
+pub(crate) struct StateMachine {
+    store: Arc<StateStore>,
+    shared: Arc<Shared>,
+    listener: Arc<dyn ApplyListener>,
+    snapshots: Arc<SnapshotDirs>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    alive: Arc<()>,
+}
+
+impl StateMachine {
+    /// Creates the state machine over an open store; `snapshot_dir` must be on the same file
+    /// system as the store (checkpoints hard-link its files).
+    pub(crate) fn new(
+        store: Arc<StateStore>,
+        shared: Arc<Shared>,
+        listener: Arc<dyn ApplyListener>,
+        snapshot_dir: PathBuf,
+        alive: Arc<()>,
+    ) -> io::Result<Self> {
+        let (last_applied, membership, _) = read_applied_meta(&store)?;
+        let snapshots = Arc::new(SnapshotDirs::open(snapshot_dir)?);
+        Ok(StateMachine {
+            store,
+            shared,
+            listener,
+            snapshots,
+            last_applied,
+            membership,
+            alive,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotDir;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        let mut commands: Vec<(i64, Command)> = Vec::new();
+        let mut responders = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let index = entry.log_id.index;
+            match entry.payload {
+                EntryPayload::Normal(cmd) => {
+                    let cmd = Command::decode(cmd.0)
+                        .map_err(|e| corrupt(format!("log entry {index}: {e}")))?;
+                    commands.push((index as i64, cmd));
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                }
+                EntryPayload::Blank => {}
+            }
+            if let Some(r) = responder {
+                responders.push((r, index as i64));
+            }
+            last = Some(entry.log_id);
+        }
+        let Some(last) = last else {
+            return Ok(());
+        };
+
+        let mut meta: Vec<(&'static [u8], Vec<u8>)> =
+            vec![(META_LAST_APPLIED, encode_log_id(&last).to_vec())];
+        if let Some(m) = &membership {
+            meta.push((
+                META_MEMBERSHIP,
+                serde_json::to_vec(m).map_err(io::Error::other)?,
+            ));
+        }
+        let batch_time = commands.iter().map(|(_, c)| c.time_ms).max();
+        let last_time = batch_time.map(|t| t.max(self.shared.last_time_ms.load(Ordering::Relaxed)));
+        if let Some(t) = last_time {
+            meta.push((META_LAST_TIME, t.to_be_bytes().to_vec()));
+        }
+
+        let store = self.store.clone();
+        let shared = self.shared.clone();
+        let listener = self.listener.clone();
+        let last_index = last.index as i64;
+        blocking(move || {
+            let meta: Vec<(&[u8], &[u8])> = meta.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            store.apply_batch(
+                &meta,
+                move |tree| {
+                    let mut tree = DynTree(tree);
+                    commands
+                        .into_iter()
+                        .map(|(zxid, cmd)| {
+                            let applied = zk_datatree::apply(&mut tree, zxid, &cmd);
+                            (zxid, cmd, applied)
+                        })
+                        .collect::<Vec<(i64, Command, Applied)>>()
+                },
+                |results| {
+                    // Visible to readers together with the tree: both change under the gate.
+                    shared.last_applied.store(last_index, Ordering::Release);
+                    if let Some(t) = last_time {
+                        shared.last_time_ms.fetch_max(t, Ordering::Relaxed);
+                    }
+                    for (zxid, cmd, applied) in results {
+                        listener.applied(*zxid, cmd, applied);
+                    }
+                },
+            )
+        })
+        .await?;
+
+        self.last_applied = Some(last);
+        if let Some(m) = membership {
+            self.membership = m;
+        }
+        for (responder, zxid) in responders {
+            responder.send(zxid);
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<SnapshotBuilder> {
+        // A checkpoint costs milliseconds (a memtable flush and hard links): never deferred.
+        Some(self.get_snapshot_builder().await)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            snapshots: self.snapshots.clone(),
+            _alive: self.alive.clone(),
+        }
+    }
+
+    /// Not supported yet: a single node never receives a snapshot (openraft installs one only
+    /// on a follower that lags behind the leader's purged log, and never at startup here,
+    /// because the store's own `last_applied` is never behind its snapshots). An ensemble
+    /// needs this: swap the state store's directory for the received checkpoint.
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        _snapshot: SnapshotDir,
+    ) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "installing a snapshot ({meta}) is not supported yet (single-node ferrokeeper)"
+            ),
+        ))
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || snapshots.current())
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+/// Builds a snapshot: a checkpoint of the store, taken at a batch boundary.
+pub(crate) struct SnapshotBuilder {
+    store: Arc<StateStore>,
+    snapshots: Arc<SnapshotDirs>,
+    _alive: Arc<()>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotDir;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let store = self.store.clone();
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || snapshots.build(&store))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+/// The snapshot directory: `<index>-<term>` for complete snapshots, `tmp-<n>` while building.
+pub(crate) struct SnapshotDirs {
+    dir: PathBuf,
+    next_tmp: AtomicU64,
+}
+
+/// Parses `<index>-<term>`.
+fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let (index, term) = name.split_once('-')?;
+    Some((index.parse().ok()?, term.parse().ok()?))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+impl SnapshotDirs {
+    /// Opens the snapshot directory, removing what a crash left of unfinished builds.
+    fn open(dir: PathBuf) -> io::Result<Self> {
+        fs::create_dir_all(&dir)?;
+        for item in fs::read_dir(&dir)? {
+            let item = item?;
+            if item.file_name().to_string_lossy().starts_with("tmp-") {
+                fs::remove_dir_all(item.path())?;
+            }
+        }
+        Ok(SnapshotDirs {
+            dir,
+            next_tmp: AtomicU64::new(0),
+        })
+    }
+
+    /// Returns the complete snapshots, oldest first.
+    fn complete(&self) -> io::Result<Vec<(u64, u64, PathBuf)>> {
+        let mut out = Vec::new();
+        for item in fs::read_dir(&self.dir)? {
+            let item = item?;
+            if let Some((index, term)) = parse_name(&item.file_name().to_string_lossy()) {
+                out.push((index, term, item.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn current(&self) -> io::Result<Option<Snapshot>> {
+        let Some((_, _, path)) = self.complete()?.pop() else {
+            return Ok(None);
+        };
+        let bytes = fs::read(path.join(SNAPSHOT_META_FILE))?;
+        let meta: SnapshotMeta = serde_json::from_slice(&bytes)
+            .map_err(|e| corrupt(format!("snapshot meta in {}: {e}", path.display())))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotDir(path),
+        }))
+    }
+
+    fn build(&self, store: &StateStore) -> io::Result<Snapshot> {
+        let tmp = self.dir.join(format!(
+            "tmp-{}-{}",
+            std::process::id(),
+            self.next_tmp.fetch_add(1, Ordering::Relaxed)
+        ));
+        let meta = store
+            .checkpoint(&tmp, &[META_LAST_APPLIED, META_MEMBERSHIP])
+            .map_err(io::Error::other)?;
+        let last_log_id = match &meta[0] {
+            Some(bytes) => decode_log_id(bytes)?,
+            None => None,
+        };
+        let last_membership = match &meta[1] {
+            Some(bytes) => {
+                serde_json::from_slice(bytes).map_err(|e| corrupt(format!("membership: {e}")))?
+            }
+            None => StoredMembership::default(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        let meta_file = tmp.join(SNAPSHOT_META_FILE);
+        fs::write(
+            &meta_file,
+            serde_json::to_vec(&meta).map_err(io::Error::other)?,
+        )?;
+        fs::File::open(&meta_file)?.sync_all()?;
+        sync_dir(&tmp)?;
+
+        let (index, term) = last_log_id.map_or((0, 0), |id| (id.index, id.leader_id.term));
+        let path = self.dir.join(format!("{index:020}-{term:020}"));
+        if path.exists() {
+            // The same state was snapshotted before: keep the existing one.
+            fs::remove_dir_all(&tmp)?;
+        } else {
+            fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir)?;
+        }
+
+        let complete = self.complete()?;
+        for (_, _, old) in &complete[..complete.len().saturating_sub(SNAPSHOTS_KEPT)] {
+            fs::remove_dir_all(old)?;
+        }
+        tracing::info!(snapshot = %path.display(), "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotDir(path),
+        })
+    }
+}

@@ -1,0 +1,506 @@
+//! The state machine's RocksDB instance: the data tree, the ephemerals index, the session table
+//! and the apply metadata, written one apply batch at a time.
+//!
+//! Column families (see `codec` for the byte layouts):
+//! - `nodes`: `parent ‖ 0x00 ‖ name` → the node (Stat fields, ACL, data).
+//! - `ephemerals`: `session_id (BE) ‖ path` → empty; a session's ephemerals are one prefix.
+//! - `sessions`: `session_id (BE)` → timeout.
+//! - `meta`: opaque keys and values written by the caller with each batch (last applied log id,
+//!   membership, ...) plus this crate's own keys under [`META_PREFIX_RESERVED`].
+//!
+//! Apply: [`StateStore::apply_batch`] runs the caller's closure against an overlay (an in-memory
+//! map of pending changes over the DB; rust-rocksdb has no `WriteBatchWithIndex`), then writes
+//! every change and the caller's meta in one `WriteBatch` — WAL on, no fsync, because the Raft
+//! log is the durable copy and openraft re-applies whatever a crash lost: `last_applied` is in
+//! the same atomic batch, so the store is always exactly at some batch boundary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use bytes::Bytes;
+use rocksdb::checkpoint::Checkpoint;
+use rocksdb::{
+    Cache, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, ReadOptions,
+    WriteBatch, WriteOptions,
+};
+use zk_datatree::{MemStore, Node, Session, TreeStore, init_system_nodes, owner_session};
+
+use crate::codec::{
+    children_range, decode_node, decode_session, decode_session_key, encode_node, encode_session,
+    ephemeral_key, node_key, session_key,
+};
+use crate::{StorageError, tuning};
+
+const CF_NODES: &str = "nodes";
+const CF_EPHEMERALS: &str = "ephemerals";
+const CF_SESSIONS: &str = "sessions";
+const CF_META: &str = "meta";
+
+/// Meta keys starting with this prefix belong to `zk-storage`; callers must not write them.
+pub const META_PREFIX_RESERVED: &[u8] = b"zk-storage/";
+/// The number of nodes, kept up to date by every apply batch (u64 BE).
+const META_NODE_COUNT: &[u8] = b"zk-storage/node_count";
+
+/// The block cache shared by the state store's column families.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
+/// The state machine's store. Apply is its only writer; readers may read at any time, and take
+/// [`StateStore::read_gate`] when they need a read to be atomic with respect to an apply batch
+/// and what the batch's `after` callback delivers (watch events, responses).
+pub struct StateStore {
+    db: DB,
+    /// Held for writing around the RocksDB write of a batch and its `after` callback.
+    gate: RwLock<()>,
+    /// Serializes writers (apply batches and checkpoints), so that the overlay's reads of the
+    /// DB cannot interleave with another write and a checkpoint is at a batch boundary.
+    writer: Mutex<()>,
+    /// The node count as of the last written batch.
+    node_count: AtomicU64,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.db.path())
+            .field("node_count", &self.node_count.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
+    // The column families are created by `open`; a missing one is a bug, not an I/O error.
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("state store column family {name} missing"))
+}
+
+/// Maps a poisoned lock to its guard: the locks guard no data of their own (the data is in
+/// RocksDB, written atomically), so a panic elsewhere does not make them inconsistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn decode_u64(value: &[u8]) -> Result<u64, StorageError> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| StorageError::Corrupt(format!("u64 meta value of {} bytes", value.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the state store in `dir`. A new store is initialized with
+    /// ZooKeeper's system nodes (`/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`) in
+    /// one batch.
+    pub fn open(dir: &Path) -> Result<StateStore, StorageError> {
+        std::fs::create_dir_all(dir)?;
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cfs = [
+            (CF_NODES, 32 << 20),
+            (CF_EPHEMERALS, 8 << 20),
+            (CF_SESSIONS, 4 << 20),
+            (CF_META, 4 << 20),
+        ]
+        .map(|(name, write_buffer)| {
+            ColumnFamilyDescriptor::new(name, tuning::state_cf_options(&cache, write_buffer))
+        });
+        let db = DB::open_cf_descriptors(&tuning::state_db_options(), dir, cfs)?;
+        let store = StateStore {
+            db,
+            gate: RwLock::new(()),
+            writer: Mutex::new(()),
+            node_count: AtomicU64::new(0),
+        };
+        match store.get_meta(META_NODE_COUNT)? {
+            Some(count) => store
+                .node_count
+                .store(decode_u64(&count)?, Ordering::Relaxed),
+            None => store.init()?,
+        }
+        Ok(store)
+    }
+
+    /// Writes the system nodes of a new tree, and the node count that marks the store as
+    /// initialized, in one batch: a crash leaves either nothing or a complete tree.
+    fn init(&self) -> Result<(), StorageError> {
+        let mut tree = MemStore::default();
+        init_system_nodes(&mut tree);
+        let mut batch = WriteBatch::default();
+        for (path, node) in tree.nodes() {
+            batch.put_cf(cf(&self.db, CF_NODES), node_key(path), encode_node(node));
+        }
+        let count = tree.nodes().len() as u64;
+        batch.put_cf(cf(&self.db, CF_META), META_NODE_COUNT, count.to_be_bytes());
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        self.node_count.store(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies one batch: runs `f` against an overlay of the store (its reads see the batch's
+    /// own earlier writes), then writes all of the batch's changes and the `meta` pairs in one
+    /// RocksDB `WriteBatch` (WAL on, no fsync), then calls `after(&r)` while holding the apply
+    /// gate exclusively, so that a reader holding [`StateStore::read_gate`] sees either none of
+    /// the batch or all of it together with everything `after` delivered.
+    ///
+    /// Batches are serialized. If a read of the DB fails inside `f`, the overlay panics (see
+    /// the crate's failure policy) and nothing of the batch is written.
+    pub fn apply_batch<R>(
+        &self,
+        meta: &[(&[u8], &[u8])],
+        f: impl FnOnce(&mut dyn TreeStore) -> R,
+        after: impl FnOnce(&R),
+    ) -> Result<R, StorageError> {
+        if let Some((key, _)) = meta
+            .iter()
+            .find(|(k, _)| k.starts_with(META_PREFIX_RESERVED))
+        {
+            return Err(StorageError::Invalid(format!(
+                "meta key {:?} is reserved",
+                String::from_utf8_lossy(key)
+            )));
+        }
+        let _writer = lock(&self.writer);
+        let mut overlay = Overlay::new(self);
+        let r = f(&mut overlay);
+        let (batch, node_count) = overlay.into_batch(meta);
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.db.write_opt(batch, &WriteOptions::default())?;
+        self.node_count.store(node_count, Ordering::Relaxed);
+        after(&r);
+        Ok(r)
+    }
+
+    /// Takes the apply gate for reading: while the guard lives no batch is written and no
+    /// `after` callback runs. Hold it across "read a node, register its watch" so that no
+    /// change (and its watch event) can fall in between. Never hold it across an `.await`.
+    pub fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the node at `path`.
+    pub fn node(&self, path: &str) -> Result<Option<Node>, StorageError> {
+        self.node_by_key(&node_key(path))
+    }
+
+    fn node_by_key(&self, key: &[u8]) -> Result<Option<Node>, StorageError> {
+        match self.db.get_cf(cf(&self.db, CF_NODES), key)? {
+            None => Ok(None),
+            Some(value) => decode_node(Bytes::from(value)).map(Some),
+        }
+    }
+
+    /// Returns the names of the children of `path`, sorted (bytewise; ZooKeeper clients must
+    /// not rely on any order anyway).
+    pub fn children(&self, path: &str) -> Result<Vec<String>, StorageError> {
+        let (start, end) = children_range(path);
+        let mut names = Vec::new();
+        self.scan(CF_NODES, &start, Some(end), |key| {
+            names.push(utf8(&key[start.len()..])?);
+            Ok(())
+        })?;
+        Ok(names)
+    }
+
+    /// Returns the paths of the ephemerals owned by `session_id`, sorted.
+    pub fn ephemerals(&self, session_id: i64) -> Result<Vec<String>, StorageError> {
+        let start = session_id.to_be_bytes();
+        let mut paths = Vec::new();
+        self.scan(CF_EPHEMERALS, &start, prefix_end(&start), |key| {
+            paths.push(utf8(&key[start.len()..])?);
+            Ok(())
+        })?;
+        Ok(paths)
+    }
+
+    /// Calls `each` with every key of `cf_name` in `[start, end)` (unbounded above for `None`),
+    /// in order.
+    fn scan(
+        &self,
+        cf_name: &str,
+        start: &[u8],
+        end: Option<Vec<u8>>,
+        mut each: impl FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut opts = ReadOptions::default();
+        if let Some(end) = end {
+            opts.set_iterate_upper_bound(end);
+        }
+        let iter = self.db.iterator_cf_opt(
+            cf(&self.db, cf_name),
+            opts,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        for item in iter {
+            let (key, _) = item?;
+            each(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the session `session_id`.
+    pub fn session(&self, session_id: i64) -> Result<Option<Session>, StorageError> {
+        match self
+            .db
+            .get_cf(cf(&self.db, CF_SESSIONS), session_key(session_id))?
+        {
+            None => Ok(None),
+            Some(value) => decode_session(&value).map(Some),
+        }
+    }
+
+    /// Returns every session, by id (ordered by the id's big-endian bytes).
+    pub fn sessions(&self) -> Result<Vec<(i64, Session)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_SESSIONS), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            out.push((decode_session_key(&key)?, decode_session(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// Reads a meta value written by an apply batch.
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(cf(&self.db, CF_META), key)?)
+    }
+
+    /// Returns the number of nodes in the tree, system nodes included.
+    pub fn node_count(&self) -> u64 {
+        self.node_count.load(Ordering::Relaxed)
+    }
+
+    /// Creates a RocksDB checkpoint of the whole store in `dir` (which must not exist; same
+    /// file system, as SST files are hard-linked) and returns the values of `meta_keys` as of
+    /// the checkpoint. It waits for any running batch and holds off the next one, so the
+    /// checkpoint is at a batch boundary and the returned meta (e.g. the last applied log id)
+    /// describes exactly what it contains.
+    pub fn checkpoint(
+        &self,
+        dir: &Path,
+        meta_keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        if dir.exists() {
+            return Err(StorageError::Invalid(format!(
+                "checkpoint target {} exists",
+                dir.display()
+            )));
+        }
+        let _writer = lock(&self.writer);
+        let meta = meta_keys
+            .iter()
+            .map(|key| self.get_meta(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(meta)
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, StorageError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| StorageError::Corrupt(format!("non-UTF-8 name {bytes:?}")))
+}
+
+/// Panics with the crate's failure-policy message: `TreeStore` cannot return errors, and a
+/// replica that cannot read its tree must stop rather than diverge.
+fn fatal(what: &str, e: StorageError) -> ! {
+    panic!(
+        "state store failed during apply ({what}): {e}; stopping so that this replica cannot diverge"
+    )
+}
+
+/// The pending changes of one apply batch over the DB. Keys are the DB keys, so the children
+/// and ephemerals of a node are the same prefix ranges in the overlay as in RocksDB.
+struct Overlay<'s> {
+    store: &'s StateStore,
+    /// Node key → the node after the batch (`None`: removed).
+    nodes: BTreeMap<Vec<u8>, Option<Node>>,
+    /// Ephemeral key → present after the batch.
+    ephemerals: BTreeMap<Vec<u8>, bool>,
+    /// Session id → the session after the batch (`None`: removed).
+    sessions: BTreeMap<i64, Option<Session>>,
+    /// Nodes created minus nodes removed.
+    node_delta: i64,
+}
+
+impl<'s> Overlay<'s> {
+    fn new(store: &'s StateStore) -> Self {
+        Overlay {
+            store,
+            nodes: BTreeMap::new(),
+            ephemerals: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            node_delta: 0,
+        }
+    }
+
+    fn node_by_key(&self, key: &[u8]) -> Option<Node> {
+        match self.nodes.get(key) {
+            Some(pending) => pending.clone(),
+            None => self
+                .store
+                .node_by_key(key)
+                .unwrap_or_else(|e| fatal("read node", e)),
+        }
+    }
+
+    /// Returns the batch holding every change plus `meta`, and the node count after it.
+    fn into_batch(self, meta: &[(&[u8], &[u8])]) -> (WriteBatch, u64) {
+        let db = &self.store.db;
+        let mut batch = WriteBatch::default();
+        let nodes = cf(db, CF_NODES);
+        for (key, node) in &self.nodes {
+            match node {
+                Some(node) => batch.put_cf(nodes, key, encode_node(node)),
+                None => batch.delete_cf(nodes, key),
+            }
+        }
+        let ephemerals = cf(db, CF_EPHEMERALS);
+        for (key, present) in &self.ephemerals {
+            if *present {
+                batch.put_cf(ephemerals, key, []);
+            } else {
+                batch.delete_cf(ephemerals, key);
+            }
+        }
+        let sessions = cf(db, CF_SESSIONS);
+        for (id, session) in &self.sessions {
+            match session {
+                Some(s) => batch.put_cf(sessions, session_key(*id), encode_session(s)),
+                None => batch.delete_cf(sessions, session_key(*id)),
+            }
+        }
+        let cf_meta = cf(db, CF_META);
+        let count = self
+            .store
+            .node_count()
+            .saturating_add_signed(self.node_delta);
+        if self.node_delta != 0 {
+            batch.put_cf(cf_meta, META_NODE_COUNT, count.to_be_bytes());
+        }
+        for (key, value) in meta {
+            batch.put_cf(cf_meta, key, value);
+        }
+        (batch, count)
+    }
+
+    /// Returns the keys in `[start, end)` (unbounded above for `None`) after the batch: the DB's
+    /// keys in that range with the overlay's pending inserts and removals applied.
+    fn merged_range<V>(
+        &self,
+        cf_name: &str,
+        start: &[u8],
+        end: Option<Vec<u8>>,
+        pending: &BTreeMap<Vec<u8>, V>,
+        present: impl Fn(&V) -> bool,
+    ) -> BTreeSet<Vec<u8>> {
+        let mut keys = BTreeSet::new();
+        self.store
+            .scan(cf_name, start, end.clone(), |key| {
+                keys.insert(key.to_vec());
+                Ok(())
+            })
+            .unwrap_or_else(|e| fatal("scan", e));
+        let upper = match end {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        for (key, v) in pending.range((Bound::Included(start.to_vec()), upper)) {
+            if present(v) {
+                keys.insert(key.clone());
+            } else {
+                keys.remove(key);
+            }
+        }
+        keys
+    }
+}
+
+/// Returns the smallest key greater than every key starting with `prefix`, or `None` when
+/// there is none (the prefix is all 0xff).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl TreeStore for Overlay<'_> {
+    fn node(&self, path: &str) -> Option<Node> {
+        self.node_by_key(&node_key(path))
+    }
+
+    fn put_node(&mut self, path: &str, node: Node) {
+        let key = node_key(path);
+        let old = self.node_by_key(&key);
+        let old_owner = old.as_ref().and_then(Node::owner_session);
+        let new_owner = node.owner_session();
+        if let Some(owner) = old_owner
+            && new_owner != Some(owner)
+        {
+            self.ephemerals.insert(ephemeral_key(owner, path), false);
+        }
+        if let Some(owner) = new_owner {
+            self.ephemerals.insert(ephemeral_key(owner, path), true);
+        }
+        if old.is_none() {
+            self.node_delta += 1;
+        }
+        self.nodes.insert(key, Some(node));
+    }
+
+    fn remove_node(&mut self, path: &str) {
+        let key = node_key(path);
+        let Some(old) = self.node_by_key(&key) else {
+            return;
+        };
+        if let Some(owner) = owner_session(old.ephemeral_owner) {
+            self.ephemerals.insert(ephemeral_key(owner, path), false);
+        }
+        self.node_delta -= 1;
+        self.nodes.insert(key, None);
+    }
+
+    fn children(&self, path: &str) -> Vec<String> {
+        let (start, end) = children_range(path);
+        self.merged_range(CF_NODES, &start, Some(end), &self.nodes, Option::is_some)
+            .into_iter()
+            .map(|key| utf8(&key[start.len()..]).unwrap_or_else(|e| fatal("child name", e)))
+            .collect()
+    }
+
+    fn ephemerals(&self, session_id: i64) -> Vec<String> {
+        let start = session_id.to_be_bytes();
+        let end = prefix_end(&start);
+        self.merged_range(CF_EPHEMERALS, &start, end, &self.ephemerals, |p| *p)
+            .into_iter()
+            .map(|key| utf8(&key[start.len()..]).unwrap_or_else(|e| fatal("ephemeral path", e)))
+            .collect()
+    }
+
+    fn session(&self, session_id: i64) -> Option<Session> {
+        match self.sessions.get(&session_id) {
+            Some(pending) => *pending,
+            None => self
+                .store
+                .session(session_id)
+                .unwrap_or_else(|e| fatal("read session", e)),
+        }
+    }
+
+    fn put_session(&mut self, session_id: i64, session: Session) {
+        self.sessions.insert(session_id, Some(session));
+    }
+
+    fn remove_session(&mut self, session_id: i64) {
+        self.sessions.insert(session_id, None);
+    }
+}
