@@ -1,0 +1,58 @@
+//! The seam between the session layer and the replicated state.
+
+use std::future::Future;
+
+use zk_datatree::{Command, Node, Session, TreeStore};
+
+/// Why a write or a barrier could not be completed. The client gets CONNECTIONLOSS and its
+/// connection is closed; it reconnects with the same session (ARCHITECTURE.md, "Per-session
+/// order").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("replication failed: {0}")]
+pub struct BackendError(pub String);
+
+/// Read access to the applied tree.
+pub trait TreeRead {
+    /// The node at `path`.
+    fn node(&self, path: &str) -> Option<Node>;
+    /// The names of the children of `path`, sorted.
+    fn children(&self, path: &str) -> Vec<String>;
+    /// The ephemerals of a session, sorted.
+    fn ephemerals(&self, session_id: i64) -> Vec<String>;
+    /// A session of the replicated session table.
+    fn session(&self, session_id: i64) -> Option<Session>;
+}
+
+impl<T: TreeStore> TreeRead for T {
+    fn node(&self, path: &str) -> Option<Node> {
+        TreeStore::node(self, path)
+    }
+    fn children(&self, path: &str) -> Vec<String> {
+        TreeStore::children(self, path)
+    }
+    fn ephemerals(&self, session_id: i64) -> Vec<String> {
+        TreeStore::ephemerals(self, session_id)
+    }
+    fn session(&self, session_id: i64) -> Option<Session> {
+        TreeStore::session(self, session_id)
+    }
+}
+
+/// What the session layer needs from consensus and storage. The backend calls
+/// [`crate::Hub::on_applied`] for every applied command, in log order, while it holds the
+/// lock that [`Backend::read`] takes for reading: so a read and the watch it registers are
+/// atomic with respect to apply and watch delivery.
+pub trait Backend: Send + Sync + 'static {
+    /// Proposes a command; resolves with its zxid after it has been committed and applied
+    /// here (so its reply has been routed already).
+    fn propose(&self, cmd: Command) -> impl Future<Output = Result<i64, BackendError>> + Send;
+    /// Resolves once this server has applied everything committed before the call (`sync`).
+    fn read_barrier(&self) -> impl Future<Output = Result<i64, BackendError>> + Send;
+    /// The zxid of the last applied entry.
+    fn last_applied(&self) -> i64;
+    /// Runs `f` against the applied tree, excluding apply while it runs.
+    fn read<T>(&self, f: impl FnOnce(&dyn TreeRead) -> T) -> T;
+    /// Every session of the replicated session table, with its timeout (used at start-up to
+    /// give each a fresh full timeout).
+    fn sessions(&self) -> Vec<(i64, Session)>;
+}

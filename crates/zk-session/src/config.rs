@@ -1,0 +1,93 @@
+//! The settings of the client side, with ZooKeeper's names and defaults.
+
+use std::collections::BTreeSet;
+
+/// Settings of the session layer. Defaults are ZooKeeper's.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// `tickTime`: the basic time unit in ms (ZooKeeper's code default 3000; zoo.cfg files
+    /// usually say 2000).
+    pub tick_ms: u64,
+    /// `minSessionTimeout` in ms (default 2 × tickTime).
+    pub session_timeout_ms_min: i32,
+    /// `maxSessionTimeout` in ms (default 20 × tickTime).
+    pub session_timeout_ms_max: i32,
+    /// `jute.maxbuffer`: the largest frame accepted.
+    pub frame_bytes_max: usize,
+    /// `maxClientCnxns`: connections per client IP address (0 = unlimited).
+    pub connections_per_ip_max: usize,
+    /// All connections together.
+    pub connections_max: usize,
+    /// `4lw.commands.whitelist`: the four-letter words answered (`*` = all).
+    pub four_letter_words: FourLetterWhitelist,
+    /// This server's id (1..=254), the high byte of the session ids it creates.
+    pub server_id: u8,
+    /// The version reported by `srvr`, `stat`, `envi` and `mntr`.
+    pub version: String,
+    /// The client port, reported by `conf`.
+    pub client_port: u16,
+    /// The data directory, reported by `conf`.
+    pub data_dir: String,
+    /// The log directory, reported by `conf`.
+    pub data_log_dir: String,
+}
+
+/// `4lw.commands.whitelist`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FourLetterWhitelist {
+    /// `*`: every command.
+    All,
+    /// Only these (srvr is always allowed, as in ZooKeeper).
+    Only(BTreeSet<String>),
+}
+
+impl FourLetterWhitelist {
+    /// Parses the setting's value: `*` or a comma-separated list.
+    pub fn parse(value: &str) -> Self {
+        if value.split(',').any(|w| w.trim() == "*") {
+            return FourLetterWhitelist::All;
+        }
+        let mut words: BTreeSet<String> = value
+            .split(',')
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        words.insert("srvr".into());
+        FourLetterWhitelist::Only(words)
+    }
+
+    /// Whether `word` may be answered.
+    pub fn allows(&self, word: &str) -> bool {
+        match self {
+            FourLetterWhitelist::All => true,
+            FourLetterWhitelist::Only(words) => words.contains(word),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        let tick_ms = 3000;
+        SessionConfig {
+            tick_ms,
+            session_timeout_ms_min: 2 * tick_ms as i32,
+            session_timeout_ms_max: 20 * tick_ms as i32,
+            frame_bytes_max: zk_protocol::jute::DEFAULT_MAX_BUFFER,
+            connections_per_ip_max: 60,
+            connections_max: 10_000,
+            four_letter_words: FourLetterWhitelist::parse("srvr"),
+            server_id: 1,
+            version: format!("3.9.5-ferrokeeper-{}", env!("CARGO_PKG_VERSION")),
+            client_port: 2181,
+            data_dir: "data".into(),
+            data_log_dir: "data".into(),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Clamps a requested session timeout to [min, max], as ZooKeeper negotiates it.
+    pub fn negotiate_timeout(&self, requested: i32) -> i32 {
+        requested.clamp(self.session_timeout_ms_min, self.session_timeout_ms_max)
+    }
+}

@@ -1,0 +1,642 @@
+//! One client connection: the handshake, then requests answered strictly in order.
+//!
+//! A reader task decodes frames and handles one request at a time; replies go through an
+//! unbounded queue to a writer task, as do watch events and the replies to writes, which the
+//! apply listener routes. Because a write's reply is queued by apply before `propose` returns,
+//! and a read's reply is queued while apply is excluded, every session sees its replies in
+//! request order and a watch event before any reply that shows the change.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc;
+use tracing::debug;
+use zk_datatree::{Command, Op};
+use zk_protocol::frame::{FrameStart, frame_start};
+use zk_protocol::handshake::{decode_connect_request, encode_connect_response};
+use zk_protocol::jute::Record;
+use zk_protocol::jute::data::ClientInfo;
+use zk_protocol::jute::proto::{
+    ConnectResponse, ExistsResponse, GetACLResponse, GetAllChildrenNumberResponse,
+    GetChildren2Response, GetChildrenResponse, GetDataResponse, GetEphemeralsResponse,
+    RequestHeader, SyncResponse, WhoAmIResponse,
+};
+use zk_protocol::multi::{MultiOp, MultiResult};
+use zk_protocol::watch::EventType;
+use zk_protocol::{ErrorCode, OpCode, Request, RequestError, xid};
+
+use crate::auth;
+use crate::backend::{Backend, TreeRead};
+use crate::fourlw;
+use crate::hub::{Outbound, notification, reply};
+use crate::password::session_password;
+use crate::server::Server;
+use crate::watches::WatchKind;
+
+/// Reads frames off the socket.
+struct FrameReader {
+    rd: OwnedReadHalf,
+    buf: BytesMut,
+}
+
+/// Why reading stopped.
+enum ReadEnd {
+    /// The peer closed, or the socket failed.
+    Closed,
+    /// A length below 0 or above `jute.maxbuffer`: close without a reply.
+    BadLength,
+}
+
+impl FrameReader {
+    async fn fill(&mut self, n: usize) -> Result<(), ReadEnd> {
+        while self.buf.len() < n {
+            self.buf.reserve(n - self.buf.len());
+            match self.rd.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return Err(ReadEnd::Closed),
+                Ok(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the next frame start, then (for frames) the body.
+    async fn next(&mut self, before_handshake: bool, max: usize) -> Result<Start, ReadEnd> {
+        self.fill(4).await?;
+        let prefix: [u8; 4] = self.buf[..4].try_into().expect("4 bytes");
+        match frame_start(prefix, before_handshake, max) {
+            Err(_) => Err(ReadEnd::BadLength),
+            Ok(FrameStart::FourLetterWord(w)) => {
+                let _ = self.buf.split_to(4);
+                Ok(Start::Word(w))
+            }
+            Ok(FrameStart::Frame(len)) => {
+                self.fill(4 + len).await?;
+                let _ = self.buf.split_to(4);
+                Ok(Start::Frame(self.buf.split_to(len).freeze()))
+            }
+        }
+    }
+}
+
+enum Start {
+    Frame(Bytes),
+    Word(zk_protocol::frame::FourLetterWord),
+}
+
+/// Serves one accepted connection to the end.
+pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: SocketAddr) {
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = FrameReader {
+        rd,
+        buf: BytesMut::with_capacity(4096),
+    };
+    let max = server.config.frame_bytes_max;
+
+    let body = match reader.next(true, max).await {
+        Ok(Start::Word(word)) => {
+            let text = fourlw::answer(&server, word);
+            let _ = wr.write_all(text.as_bytes()).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+        Ok(Start::Frame(body)) => body,
+        Err(_) => return,
+    };
+    let Ok(handshake) = decode_connect_request(body, max) else {
+        debug!(%peer, "undecodable connect request, closing");
+        return;
+    };
+    let request = &handshake.request;
+    if request.last_zxid_seen > server.backend.last_applied() {
+        // ZooKeeper: "Refusing session request for client ... as it has seen zxid ... our last
+        // zxid is ..."; the client tries another server.
+        debug!(%peer, "client is ahead of this server, closing");
+        return;
+    }
+    let timeout = server.config.negotiate_timeout(request.time_out);
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(&server)));
+    let connection_id = server.hub.next_connection_id();
+
+    let session_id = if request.session_id == 0 {
+        let (token, created) = server.hub.expect_session();
+        let cmd = Command {
+            time_ms: 0,
+            session_id: 0,
+            xid: token,
+            op: Op::CreateSession {
+                timeout_ms: timeout,
+                server_id: server.config.server_id,
+            },
+        };
+        let proposed = server.backend.propose(cmd).await;
+        match (proposed, created.await) {
+            (Ok(_), Ok(id)) => {
+                server.tracker.track(id, timeout);
+                Some(id)
+            }
+            _ => {
+                server.hub.forget_pending(token);
+                None
+            }
+        }
+    } else {
+        let id = request.session_id;
+        let password_ok = request.passwd.as_deref() == Some(&session_password(id)[..]);
+        let alive = password_ok
+            && server.backend.read(|t| t.session(id)).is_some()
+            && (server.tracker.touch(id) || {
+                // Known to the replicated table but not tracked here (e.g. it was created on
+                // another server): track it from now on.
+                server.tracker.track(id, timeout);
+                true
+            });
+        alive.then_some(id)
+    };
+
+    let response = match session_id {
+        Some(id) => ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: id,
+            passwd: Some(Bytes::copy_from_slice(&session_password(id))),
+            read_only: false,
+        },
+        // An expired or unknown session: timeout 0, id 0, a zero password, then close.
+        None => ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0; 16])),
+            read_only: false,
+        },
+    };
+    let mut out = BytesMut::new();
+    zk_protocol::frame::write_frame(&mut out, |b| {
+        encode_connect_response(b, &response, handshake.read_only_sent)
+    });
+    let _ = tx.send(Outbound::Frame(out.freeze()));
+    let Some(session_id) = session_id else {
+        let _ = tx.send(Outbound::Close);
+        let _ = writer.await;
+        return;
+    };
+    server.hub.attach(session_id, connection_id, tx.clone());
+
+    let mut conn = Conn {
+        server: Arc::clone(&server),
+        session_id,
+        tx,
+        peer,
+        auth: vec![("ip".to_string(), peer.ip().to_string())],
+    };
+    let mut writer = writer;
+    loop {
+        let frame = tokio::select! {
+            f = reader.next(false, max) => f,
+            _ = &mut writer => break,
+        };
+        let Ok(Start::Frame(body)) = frame else {
+            break;
+        };
+        server
+            .hub
+            .stats
+            .packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        server.tracker.touch(session_id);
+        if !conn.handle(body).await {
+            break;
+        }
+    }
+    server.hub.detach(session_id, connection_id);
+    // Let the writer flush what is queued (a last reply, e.g. to closeSession or an
+    // UNIMPLEMENTED), then close; a peer that stopped reading gets a bounded wait.
+    let _ = conn.tx.send(Outbound::Close);
+    drop(conn);
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+}
+
+/// Drains the outbound queue into the socket, batching what is queued.
+async fn write_loop<B>(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    _server: Arc<Server<B>>,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(item) = next {
+            match item {
+                Outbound::Frame(f) => batch.extend_from_slice(&f),
+                Outbound::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() && wr.write_all(&batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+        if close {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// The request side of a connection with a session.
+struct Conn<B> {
+    server: Arc<Server<B>>,
+    session_id: i64,
+    tx: mpsc::UnboundedSender<Outbound>,
+    peer: SocketAddr,
+    /// The connection's authenticated ids; the first is always `ip:<address>`.
+    auth: Vec<auth::AuthId>,
+}
+
+impl<B: Backend> Conn<B> {
+    fn send(&self, frame: Bytes) {
+        let _ = self.tx.send(Outbound::Frame(frame));
+        self.server
+            .hub
+            .stats
+            .packets_sent
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn header(&self, xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
+        let mut out = BytesMut::new();
+        reply(&mut out, xid, zxid, err.code(), None);
+        out.freeze()
+    }
+
+    fn body(&self, xid: i32, zxid: i64, rec: &impl Record) -> Bytes {
+        let mut out = BytesMut::new();
+        reply(&mut out, xid, zxid, 0, Some(&|b| rec.encode(b)));
+        out.freeze()
+    }
+
+    /// Handles one request frame. Returns false when the connection must close.
+    async fn handle(&mut self, body: Bytes) -> bool {
+        let started = Instant::now();
+        let mut r = zk_protocol::jute::Reader::new(body);
+        let Ok(header) = RequestHeader::decode(&mut r) else {
+            // Java fails reading the header and closes the connection.
+            return false;
+        };
+        let body = r.into_remaining();
+        let (xid, opcode) = (header.xid, header.r#type);
+        let hub = Arc::clone(&self.server.hub);
+        let stats = &hub.stats;
+        stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        let keep = self.dispatch(xid, opcode, body).await;
+        stats.outstanding.fetch_sub(1, Ordering::Relaxed);
+        stats.record_latency(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        keep
+    }
+
+    async fn dispatch(&mut self, xid: i32, opcode: i32, body: Bytes) -> bool {
+        let last = || self.server.backend.last_applied();
+        if opcode == OpCode::Ping as i32 {
+            self.send(self.header(xid::PING, last(), ErrorCode::Ok));
+            return true;
+        }
+        let request = match Request::decode(opcode, body, self.server.config.frame_bytes_max) {
+            Ok(r) => r,
+            Err(RequestError::UnknownOpcode(_)) => {
+                // UnimplementedRequestProcessor: reply, then close (the session survives).
+                self.send(self.header(xid, last(), ErrorCode::Unimplemented));
+                return false;
+            }
+            Err(_) => {
+                self.send(self.header(xid, last(), ErrorCode::MarshallingError));
+                return true;
+            }
+        };
+        match request {
+            Request::Create(..)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::Multi(_)
+            | Request::CreateTtl(_)
+            | Request::SetAcl(_)
+            | Request::Reconfig(_) => self.write(xid, request).await,
+            Request::CloseSession => {
+                let cmd = Command {
+                    time_ms: 0,
+                    session_id: self.session_id,
+                    xid,
+                    op: Op::CloseSession,
+                };
+                self.server.tracker.forget(self.session_id);
+                let _ = self.server.backend.propose(cmd).await;
+                false
+            }
+            Request::Check(_) | Request::DeleteContainer(_) => {
+                // ZooKeeper 3.9 answers a standalone check (and a client's deleteContainer)
+                // as an unknown operation.
+                self.send(self.header(xid, last(), ErrorCode::Unimplemented));
+                false
+            }
+            Request::Sync(req) => match self.server.backend.read_barrier().await {
+                Ok(zxid) => {
+                    self.send(self.body(xid, zxid, &SyncResponse { path: req.path }));
+                    true
+                }
+                Err(_) => {
+                    self.send(self.header(xid, last(), ErrorCode::ConnectionLoss));
+                    false
+                }
+            },
+            Request::Auth(packet) => {
+                let scheme = packet.scheme.unwrap_or_default();
+                let data = packet.auth.unwrap_or_default();
+                match auth::authenticate(&scheme, &data, &self.peer.ip().to_string()) {
+                    Some(id) => {
+                        if !self.auth.contains(&id) {
+                            self.auth.push(id);
+                        }
+                        self.send(self.header(xid::AUTH, 0, ErrorCode::Ok));
+                        true
+                    }
+                    None => {
+                        // ZooKeeper answers AUTHFAILED and closes the connection.
+                        self.send(self.header(xid::AUTH, 0, ErrorCode::AuthFailed));
+                        false
+                    }
+                }
+            }
+            Request::SetWatches(sw) => {
+                let z = sw.relative_zxid;
+                self.set_watches(xid, z, sw.data_watches, sw.exist_watches, sw.child_watches);
+                true
+            }
+            Request::SetWatches2(sw) => {
+                let z = sw.relative_zxid;
+                self.set_watches(xid, z, sw.data_watches, sw.exist_watches, sw.child_watches);
+                true
+            }
+            Request::WhoAmI => {
+                let info = WhoAmIResponse {
+                    client_info: Some(
+                        self.auth
+                            .iter()
+                            .map(|(scheme, id)| ClientInfo {
+                                auth_scheme: Some(scheme.clone()),
+                                user: Some(auth::user_name(scheme, id)),
+                            })
+                            .collect(),
+                    ),
+                };
+                self.send(self.body(xid, last(), &info));
+                true
+            }
+            Request::Sasl(_)
+            | Request::AddWatch(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_) => {
+                // Issue 4.
+                self.send(self.header(xid, last(), ErrorCode::Unimplemented));
+                false
+            }
+            Request::Ping => unreachable!("handled above"),
+            read => {
+                self.read(xid, &read);
+                true
+            }
+        }
+    }
+
+    /// Proposes a write; apply routes its reply. A failure is CONNECTIONLOSS and a close.
+    async fn write(&mut self, xid: i32, request: Request) -> bool {
+        let cmd = Command {
+            time_ms: 0,
+            session_id: self.session_id,
+            xid,
+            op: Op::Request(request),
+        };
+        match self.server.backend.propose(cmd).await {
+            Ok(_) => true,
+            Err(_) => {
+                let last = self.server.backend.last_applied();
+                self.send(self.header(xid, last, ErrorCode::ConnectionLoss));
+                false
+            }
+        }
+    }
+
+    /// Answers a read atomically with respect to apply, registering its watch.
+    fn read(&self, xid: i32, request: &Request) {
+        let backend = Arc::clone(&self.server.backend);
+        backend.read(|tree| {
+            let zxid = backend.last_applied();
+            let frame = match self.read_one(tree, request) {
+                Ok(frame) => frame(self, xid, zxid),
+                Err(code) => self.header(xid, zxid, code),
+            };
+            self.send(frame);
+        });
+    }
+
+    fn watch(&self, kind: WatchKind, path: &str) {
+        self.server.hub.add_watch(kind, path, self.session_id);
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read_one(
+        &self,
+        tree: &dyn TreeRead,
+        request: &Request,
+    ) -> Result<Box<dyn FnOnce(&Self, i32, i64) -> Bytes + '_>, ErrorCode> {
+        let path_of = |p: &Option<String>| p.clone().ok_or(ErrorCode::MarshallingError);
+        Ok(match request {
+            Request::Exists(req) => {
+                let path = path_of(&req.path)?;
+                if path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let node = tree.node(&path);
+                if req.watch {
+                    // An exists watch is set on a missing node too.
+                    self.watch(WatchKind::Data, &path);
+                }
+                let stat = node.ok_or(ErrorCode::NoNode)?.stat();
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &ExistsResponse { stat }))
+            }
+            Request::GetData(req) => {
+                let path = path_of(&req.path)?;
+                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                if req.watch {
+                    self.watch(WatchKind::Data, &path);
+                }
+                let resp = GetDataResponse {
+                    stat: node.stat(),
+                    data: node.data,
+                };
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
+            }
+            Request::GetChildren(req) => {
+                let path = path_of(&req.path)?;
+                tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                if req.watch {
+                    self.watch(WatchKind::Child, &path);
+                }
+                let resp = GetChildrenResponse {
+                    children: Some(tree.children(&path)),
+                };
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
+            }
+            Request::GetChildren2(req) => {
+                let path = path_of(&req.path)?;
+                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                if req.watch {
+                    self.watch(WatchKind::Child, &path);
+                }
+                let resp = GetChildren2Response {
+                    children: Some(tree.children(&path)),
+                    stat: node.stat(),
+                };
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
+            }
+            Request::GetAcl(req) => {
+                let path = path_of(&req.path)?;
+                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                let resp = GetACLResponse {
+                    stat: node.stat(),
+                    acl: Some(node.acl),
+                };
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
+            }
+            Request::GetAllChildrenNumber(req) => {
+                let path = path_of(&req.path)?;
+                tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                let total = count_descendants(tree, &path);
+                let resp = GetAllChildrenNumberResponse {
+                    total_number: i32::try_from(total).unwrap_or(i32::MAX),
+                };
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
+            }
+            Request::GetEphemerals(req) => {
+                let prefix = req.prefix_path.clone().unwrap_or_default();
+                let all = tree.ephemerals(self.session_id);
+                let ephemerals = if prefix.is_empty() || prefix == "/" {
+                    all
+                } else {
+                    all.into_iter().filter(|p| p.starts_with(&prefix)).collect()
+                };
+                let resp = GetEphemeralsResponse {
+                    ephemerals: Some(ephemerals),
+                };
+                Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
+            }
+            Request::MultiRead(ops) => {
+                // Not atomic and never all-or-nothing: each op answers for itself.
+                let results: Vec<MultiResult> = ops
+                    .iter()
+                    .map(|op| match op {
+                        MultiOp::GetData(r) => match path_of(&r.path)
+                            .and_then(|p| tree.node(&p).ok_or(ErrorCode::NoNode))
+                        {
+                            Ok(n) => MultiResult::GetData(n.data.clone(), n.stat()),
+                            Err(code) => MultiResult::Error(code.code()),
+                        },
+                        MultiOp::GetChildren(r) => match path_of(&r.path)
+                            .and_then(|p| tree.node(&p).map(|_| p).ok_or(ErrorCode::NoNode))
+                        {
+                            Ok(p) => MultiResult::GetChildren(tree.children(&p)),
+                            Err(code) => MultiResult::Error(code.code()),
+                        },
+                        _ => MultiResult::Error(ErrorCode::BadArguments.code()),
+                    })
+                    .collect();
+                Box::new(move |_c, xid, zxid| {
+                    let mut out = BytesMut::new();
+                    reply(
+                        &mut out,
+                        xid,
+                        zxid,
+                        0,
+                        Some(&|b| zk_protocol::multi::encode_multi_response(b, &results)),
+                    );
+                    out.freeze()
+                })
+            }
+            _ => return Err(ErrorCode::Unimplemented),
+        })
+    }
+
+    /// Re-registers watches after a reconnect, firing at once what the client missed since
+    /// `relative_zxid` (`DataTree.setWatches`).
+    fn set_watches(
+        &self,
+        xid: i32,
+        relative_zxid: i64,
+        data: Option<Vec<String>>,
+        exist: Option<Vec<String>>,
+        child: Option<Vec<String>>,
+    ) {
+        let backend = Arc::clone(&self.server.backend);
+        backend.read(|tree| {
+            let zxid = backend.last_applied();
+            let fire = |event: EventType, path: &str| {
+                self.send(notification(-1, event as i32, path));
+            };
+            for path in data.unwrap_or_default() {
+                match tree.node(&path) {
+                    None => fire(EventType::NodeDeleted, &path),
+                    Some(n) if n.mzxid > relative_zxid => fire(EventType::NodeDataChanged, &path),
+                    Some(_) => self.watch(WatchKind::Data, &path),
+                }
+            }
+            for path in exist.unwrap_or_default() {
+                match tree.node(&path) {
+                    Some(_) => fire(EventType::NodeCreated, &path),
+                    None => self.watch(WatchKind::Data, &path),
+                }
+            }
+            for path in child.unwrap_or_default() {
+                match tree.node(&path) {
+                    None => fire(EventType::NodeDeleted, &path),
+                    Some(n) if n.pzxid > relative_zxid => {
+                        fire(EventType::NodeChildrenChanged, &path)
+                    }
+                    Some(_) => self.watch(WatchKind::Child, &path),
+                }
+            }
+            self.send(self.header(xid, zxid, ErrorCode::Ok));
+        });
+    }
+}
+
+/// All descendants of `path` (`DataTree.getAllChildrenNumber`).
+fn count_descendants(tree: &dyn TreeRead, path: &str) -> usize {
+    let mut total = 0;
+    let mut stack = vec![path.to_string()];
+    while let Some(p) = stack.pop() {
+        for name in tree.children(&p) {
+            total += 1;
+            stack.push(if p == "/" {
+                format!("/{name}")
+            } else {
+                format!("{p}/{name}")
+            });
+        }
+    }
+    total
+}

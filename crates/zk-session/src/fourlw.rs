@@ -1,0 +1,186 @@
+//! Four-letter words, in ZooKeeper's text.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use zk_protocol::frame::FourLetterWord;
+
+use crate::backend::Backend;
+use crate::server::Server;
+
+/// Returns the text answering `word`, as ZooKeeper 3.9 writes it.
+pub fn answer<B: Backend>(server: &Server<B>, word: FourLetterWord) -> String {
+    let name = word.name();
+    if !server.config.four_letter_words.allows(name) {
+        return format!("{name} is not executed because it is not in the whitelist.\n");
+    }
+    match word {
+        FourLetterWord::Ruok => "imok".to_string(),
+        FourLetterWord::Srvr => srvr(server, false),
+        FourLetterWord::Stat => srvr(server, true),
+        FourLetterWord::Envi => envi(server),
+        FourLetterWord::Mntr => mntr(server),
+        FourLetterWord::Isro => "rw".to_string(),
+        FourLetterWord::Conf => conf(server),
+        _ => format!("{name} is not supported by ferrokeeper yet.\n"),
+    }
+}
+
+fn latency(server: &Server<impl Backend>) -> (u64, f64, u64) {
+    let s = &server.hub.stats;
+    let count = s.latency_count.load(Ordering::Relaxed);
+    if count == 0 {
+        return (0, 0.0, 0);
+    }
+    let total_ms = s.latency_total_us.load(Ordering::Relaxed) as f64 / 1000.0;
+    (
+        s.latency_min_us.load(Ordering::Relaxed) / 1000,
+        total_ms / count as f64,
+        s.latency_max_us.load(Ordering::Relaxed) / 1000,
+    )
+}
+
+/// `Zookeeper version: …` and the server statistics (`srvr`; `stat` adds a client list).
+fn srvr<B: Backend>(server: &Server<B>, with_clients: bool) -> String {
+    let s = &server.hub.stats;
+    let (min, avg, max) = latency(server);
+    let (connections, _) = server.hub.counts();
+    let nodes = node_count(server);
+    let mut out = String::new();
+    let _ = writeln!(out, "Zookeeper version: {}", version_line(server));
+    if with_clients {
+        let _ = writeln!(out, "Clients:\n");
+    }
+    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:?}/{max}");
+    let _ = writeln!(
+        out,
+        "Received: {}",
+        s.packets_received.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "Sent: {}", s.packets_sent.load(Ordering::Relaxed));
+    let _ = writeln!(out, "Connections: {connections}");
+    let _ = writeln!(
+        out,
+        "Outstanding: {}",
+        s.outstanding.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "Zxid: 0x{:x}", server.backend.last_applied());
+    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Node count: {nodes}");
+    out
+}
+
+fn version_line<B: Backend>(server: &Server<B>) -> String {
+    format!(
+        "{}, built on {}",
+        server.config.version,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// ZooKeeper's node count includes the root twice (it is stored under "" and "/").
+fn node_count<B: Backend>(server: &Server<B>) -> usize {
+    let mut count = 1;
+    let mut stack = vec!["/".to_string()];
+    server.backend.read(|tree| {
+        while let Some(p) = stack.pop() {
+            count += 1;
+            for name in tree.children(&p) {
+                stack.push(if p == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{p}/{name}")
+                });
+            }
+        }
+    });
+    count
+}
+
+fn envi<B: Backend>(server: &Server<B>) -> String {
+    let mut out = String::from("Environment:\n");
+    let _ = writeln!(out, "zookeeper.version={}", version_line(server));
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let _ = writeln!(out, "host.name={}", host.trim());
+    let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+    let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+    let _ = writeln!(
+        out,
+        "user.dir={}",
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
+    out
+}
+
+fn conf<B: Backend>(server: &Server<B>) -> String {
+    let c = &server.config;
+    let mut out = String::new();
+    let _ = writeln!(out, "clientPort={}", c.client_port);
+    let _ = writeln!(out, "dataDir={}", c.data_dir);
+    let _ = writeln!(out, "dataLogDir={}", c.data_log_dir);
+    let _ = writeln!(out, "tickTime={}", c.tick_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", c.connections_per_ip_max);
+    let _ = writeln!(out, "minSessionTimeout={}", c.session_timeout_ms_min);
+    let _ = writeln!(out, "maxSessionTimeout={}", c.session_timeout_ms_max);
+    let _ = writeln!(out, "serverId={}", c.server_id);
+    out
+}
+
+fn mntr<B: Backend>(server: &Server<B>) -> String {
+    let s = &server.hub.stats;
+    let (min, avg, max) = latency(server);
+    let (connections, watches) = server.hub.counts();
+    let (ephemerals, data_size) = server.backend.read(|tree| {
+        let mut ephemerals = 0usize;
+        let mut size = 0usize;
+        let mut stack = vec!["/".to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = tree.node(&p) {
+                size += p.len() + n.data.as_ref().map_or(0, |d| d.len());
+                ephemerals += usize::from(n.owner_session().is_some());
+            }
+            for name in tree.children(&p) {
+                stack.push(if p == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{p}/{name}")
+                });
+            }
+        }
+        (ephemerals, size)
+    });
+    let rows: Vec<(&str, String)> = vec![
+        ("zk_version", version_line(server)),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", format!("{avg:?}")),
+        ("zk_max_latency", max.to_string()),
+        ("zk_min_latency", min.to_string()),
+        (
+            "zk_packets_received",
+            s.packets_received.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_packets_sent",
+            s.packets_sent.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_num_alive_connections", connections.to_string()),
+        (
+            "zk_outstanding_requests",
+            s.outstanding.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_znode_count", node_count(server).to_string()),
+        ("zk_watch_count", watches.to_string()),
+        ("zk_ephemerals_count", ephemerals.to_string()),
+        ("zk_approximate_data_size", data_size.to_string()),
+        ("zk_global_sessions", server.tracker.len().to_string()),
+        (
+            "zk_uptime",
+            server.started.elapsed().as_millis().to_string(),
+        ),
+    ];
+    rows.into_iter()
+        .map(|(k, v)| format!("{k}\t{v}\n"))
+        .collect()
+}

@@ -1,0 +1,279 @@
+//! The hub: the connections of this server by session, the watch registry, and the routing of
+//! apply results (replies and watch events) to the connections that own them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+use zk_datatree::{Applied, Command, Op, Outcome};
+use zk_protocol::frame::write_frame;
+use zk_protocol::jute::Record;
+use zk_protocol::jute::proto::{
+    Create2Response, CreateResponse, ReplyHeader, SetDataResponse, WatcherEvent,
+};
+use zk_protocol::multi::encode_multi_response;
+use zk_protocol::watch::KeeperState;
+use zk_protocol::{OpCode, xid};
+
+use crate::watches::{WatchKind, Watches};
+
+/// What a connection's writer task receives.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A complete frame to write.
+    Frame(Bytes),
+    /// Write everything queued before this, then close the connection.
+    Close,
+}
+
+/// A connection registered for a session.
+#[derive(Debug)]
+struct Connection {
+    id: u64,
+    tx: mpsc::UnboundedSender<Outbound>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connections: HashMap<i64, Connection>,
+    pending_sessions: HashMap<i32, oneshot::Sender<i64>>,
+    watches: Watches,
+}
+
+/// Server-wide counters reported by the four-letter words.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Packets received (requests and pings).
+    pub packets_received: AtomicU64,
+    /// Packets sent (replies and notifications).
+    pub packets_sent: AtomicU64,
+    /// Requests being processed.
+    pub outstanding: AtomicU64,
+    /// Sum of request latencies in µs.
+    pub latency_total_us: AtomicU64,
+    /// Number of latency samples.
+    pub latency_count: AtomicU64,
+    /// Smallest request latency in µs (`u64::MAX` before any).
+    pub latency_min_us: AtomicU64,
+    /// Largest request latency in µs.
+    pub latency_max_us: AtomicU64,
+}
+
+impl Stats {
+    /// Records one request's latency.
+    pub fn record_latency(&self, us: u64) {
+        self.latency_total_us.fetch_add(us, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_min_us.fetch_min(us, Ordering::Relaxed);
+        self.latency_max_us.fetch_max(us, Ordering::Relaxed);
+    }
+}
+
+/// Shared by every connection and by the apply listener.
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<State>,
+    next_connection: AtomicU64,
+    next_token: std::sync::atomic::AtomicI32,
+    /// Counters for the four-letter words.
+    pub stats: Stats,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            state: Mutex::default(),
+            next_connection: AtomicU64::new(1),
+            next_token: std::sync::atomic::AtomicI32::new(1),
+            stats: Stats {
+                latency_min_us: AtomicU64::new(u64::MAX),
+                ..Stats::default()
+            },
+        }
+    }
+}
+
+/// Appends a reply frame: header, then the body if there is one.
+pub fn reply(
+    out: &mut BytesMut,
+    xid: i32,
+    zxid: i64,
+    err: i32,
+    body: Option<&dyn Fn(&mut BytesMut)>,
+) {
+    write_frame(out, |b| {
+        ReplyHeader { xid, zxid, err }.encode(b);
+        if let Some(body) = body {
+            body(b);
+        }
+    });
+}
+
+/// Encodes the reply to a write from its apply outcome.
+fn write_reply(opcode: OpCode, xid: i32, zxid: i64, outcome: &Outcome) -> Bytes {
+    let mut out = BytesMut::new();
+    match outcome {
+        Outcome::Error(code) => reply(&mut out, xid, zxid, code.code(), None),
+        Outcome::Created { path, stat } => {
+            if opcode == OpCode::Create {
+                let body = CreateResponse {
+                    path: Some(path.clone()),
+                };
+                reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+            } else {
+                let body = Create2Response {
+                    path: Some(path.clone()),
+                    stat: stat.clone(),
+                };
+                reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+            }
+        }
+        Outcome::DataSet(stat) => {
+            let body = SetDataResponse { stat: stat.clone() };
+            reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+        }
+        Outcome::Multi(results) => reply(
+            &mut out,
+            xid,
+            zxid,
+            0,
+            Some(&|b| encode_multi_response(b, results)),
+        ),
+        Outcome::Deleted | Outcome::SessionClosed | Outcome::SessionCreated { .. } => {
+            reply(&mut out, xid, zxid, 0, None)
+        }
+    }
+    out.freeze()
+}
+
+/// Encodes a watch notification.
+pub fn notification(zxid: i64, event: i32, path: &str) -> Bytes {
+    let mut out = BytesMut::new();
+    let body = WatcherEvent {
+        r#type: event,
+        state: KeeperState::SyncConnected as i32,
+        path: Some(path.to_string()),
+    };
+    reply(
+        &mut out,
+        xid::NOTIFICATION,
+        zxid,
+        0,
+        Some(&|b| body.encode(b)),
+    );
+    out.freeze()
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns a new connection id.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a connection that waits for a new session; returns the token to put in the
+    /// CreateSession command's xid, and where the session id will arrive.
+    pub fn expect_session(&self) -> (i32, oneshot::Receiver<i64>) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.lock().pending_sessions.insert(token, tx);
+        (token, rx)
+    }
+
+    /// Forgets a pending session creation (the connection went away).
+    pub fn forget_pending(&self, token: i32) {
+        self.lock().pending_sessions.remove(&token);
+    }
+
+    /// Attaches a connection to a session. A previous connection of the same session is closed
+    /// (the client moved to this one).
+    pub fn attach(&self, session_id: i64, connection_id: u64, tx: mpsc::UnboundedSender<Outbound>) {
+        let mut st = self.lock();
+        if let Some(old) = st.connections.insert(
+            session_id,
+            Connection {
+                id: connection_id,
+                tx,
+            },
+        ) {
+            let _ = old.tx.send(Outbound::Close);
+        }
+    }
+
+    /// Detaches a connection from its session if it is still the attached one.
+    pub fn detach(&self, session_id: i64, connection_id: u64) {
+        let mut st = self.lock();
+        if st
+            .connections
+            .get(&session_id)
+            .is_some_and(|c| c.id == connection_id)
+        {
+            st.connections.remove(&session_id);
+        }
+    }
+
+    /// Registers a watch (call inside [`crate::Backend::read`]).
+    pub fn add_watch(&self, kind: WatchKind, path: &str, session_id: i64) {
+        self.lock().watches.add(kind, path, session_id);
+    }
+
+    /// Sends a notification to a session's connection, if it is here.
+    pub fn notify(&self, session_id: i64, frame: Bytes) {
+        if let Some(c) = self.lock().connections.get(&session_id) {
+            let _ = c.tx.send(Outbound::Frame(frame));
+            self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The number of connected sessions and of watches.
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.connections.len(), st.watches.count())
+    }
+
+    /// Routes the results of one applied command: watch events first, then the reply to the
+    /// session that sent it (if connected here). Called by the backend in log order while it
+    /// excludes readers.
+    pub fn on_applied(&self, zxid: i64, cmd: &Command, applied: &Applied) {
+        let mut st = self.lock();
+        for t in &applied.triggers {
+            let frame = notification(zxid, t.event as i32, &t.path);
+            for session in st.watches.fire(&t.path, t.event) {
+                if let Some(c) = st.connections.get(&session) {
+                    let _ = c.tx.send(Outbound::Frame(frame.clone()));
+                    self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        match (&cmd.op, &applied.outcome) {
+            (Op::CreateSession { .. }, Outcome::SessionCreated { session_id }) => {
+                if let Some(tx) = st.pending_sessions.remove(&cmd.xid) {
+                    let _ = tx.send(*session_id);
+                }
+            }
+            (Op::CloseSession, outcome) => {
+                st.watches.remove_session(cmd.session_id);
+                if let Some(c) = st.connections.remove(&cmd.session_id) {
+                    if cmd.xid != 0 {
+                        let frame = write_reply(OpCode::CloseSession, cmd.xid, zxid, outcome);
+                        let _ = c.tx.send(Outbound::Frame(frame));
+                    }
+                    let _ = c.tx.send(Outbound::Close);
+                }
+            }
+            (Op::Request(req), outcome) => {
+                if let Some(c) = st.connections.get(&cmd.session_id) {
+                    let frame = write_reply(req.opcode(), cmd.xid, zxid, outcome);
+                    let _ = c.tx.send(Outbound::Frame(frame));
+                    self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            (Op::CreateSession { .. }, _) => {}
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The listener, the session tracker (expiry) and the shared server state.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+use zk_datatree::{Command, Op};
+
+use crate::backend::Backend;
+use crate::config::SessionConfig;
+use crate::connection;
+use crate::hub::Hub;
+
+/// Liveness of the sessions this server knows: when each expires unless touched. Not
+/// replicated (ARCHITECTURE.md, "Sessions").
+#[derive(Debug, Default)]
+pub struct Tracker {
+    deadlines: Mutex<HashMap<i64, (Instant, Duration)>>,
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Instant, Duration)>> {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts (or restarts) tracking a session with a full timeout.
+    pub fn track(&self, session_id: i64, timeout_ms: i32) {
+        let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        self.lock()
+            .insert(session_id, (Instant::now() + timeout, timeout));
+    }
+
+    /// Records activity: the session's deadline moves a full timeout ahead. Returns false for
+    /// a session that is not tracked (expired or unknown).
+    pub fn touch(&self, session_id: i64) -> bool {
+        match self.lock().get_mut(&session_id) {
+            Some((deadline, timeout)) => {
+                *deadline = Instant::now() + *timeout;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops tracking a session.
+    pub fn forget(&self, session_id: i64) {
+        self.lock().remove(&session_id);
+    }
+
+    /// Removes and returns the sessions whose deadline has passed.
+    fn take_expired(&self, now: Instant) -> Vec<i64> {
+        let mut map = self.lock();
+        let expired: Vec<i64> = map
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            map.remove(id);
+        }
+        expired
+    }
+
+    /// The number of tracked sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything a connection task needs.
+#[derive(Debug)]
+pub struct Server<B> {
+    /// The settings.
+    pub config: SessionConfig,
+    /// Consensus and storage.
+    pub backend: Arc<B>,
+    /// Connections, watches and apply routing.
+    pub hub: Arc<Hub>,
+    /// Session liveness.
+    pub tracker: Tracker,
+    /// When the server started (for `srvr` and friends).
+    pub started: Instant,
+    connections_by_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl<B: Backend> Server<B> {
+    /// Creates the server state. `hub` must be the one the backend reports applies to.
+    pub fn new(config: SessionConfig, backend: Arc<B>, hub: Arc<Hub>) -> Arc<Self> {
+        let server = Arc::new(Server {
+            config,
+            backend,
+            hub,
+            tracker: Tracker::default(),
+            started: Instant::now(),
+            connections_by_ip: Mutex::default(),
+        });
+        // Every session in the replicated table gets a fresh full timeout: its client may be
+        // reconnecting right now (after a restart or a leader change).
+        for (id, session) in server.backend.sessions() {
+            server.tracker.track(id, session.timeout_ms);
+        }
+        server
+    }
+
+    /// Serves clients on `listener` until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let expiry = tokio::spawn(Arc::clone(&self).expire_sessions());
+        let limit = Arc::new(Semaphore::new(self.config.connections_max));
+        tokio::select! {
+            () = Arc::clone(&self).accept_loop(listener, limit) => {}
+            () = shutdown => info!("shutting down"),
+        }
+        expiry.abort();
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, limit: Arc<Semaphore>) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                warn!(%peer, "too many connections, closing");
+                continue;
+            };
+            if !self.admit(peer) {
+                warn!(%peer, "too many connections from this address (maxClientCnxns), closing");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let server = Arc::clone(&self);
+            tokio::spawn(async move {
+                connection::serve(Arc::clone(&server), stream, peer).await;
+                server.release(peer);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Counts a connection from `peer` against `maxClientCnxns`.
+    fn admit(&self, peer: SocketAddr) -> bool {
+        let mut map = self
+            .connections_by_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(peer.ip()).or_default();
+        if self.config.connections_per_ip_max != 0 && *n >= self.config.connections_per_ip_max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, peer: SocketAddr) {
+        let mut map = self
+            .connections_by_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&peer.ip());
+            }
+        }
+    }
+
+    /// Closes sessions whose clients went quiet for longer than their timeout, by proposing
+    /// CloseSession (which deletes their ephemerals on every replica).
+    async fn expire_sessions(self: Arc<Self>) {
+        let period = Duration::from_millis((self.config.tick_ms / 2).max(10));
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            for session_id in self.tracker.take_expired(Instant::now()) {
+                debug!(
+                    session = format_args!("0x{session_id:x}"),
+                    "session expired"
+                );
+                let cmd = Command {
+                    time_ms: 0,
+                    session_id,
+                    xid: 0,
+                    op: Op::CloseSession,
+                };
+                if let Err(e) = self.backend.propose(cmd).await {
+                    warn!(error = %e, "expiring a session failed; retrying on the next tick");
+                    self.tracker.track(session_id, 0);
+                }
+            }
+        }
+    }
+}

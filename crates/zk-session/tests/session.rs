@@ -1,0 +1,403 @@
+//! The session layer end to end over raw frames, with the in-memory backend: handshake shapes,
+//! the ops, watches, bad input with ZooKeeper's answers, reconnect, close and expiry.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::{Raw, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zk_protocol::jute::data::{ACL, Id};
+use zk_protocol::jute::proto::{
+    Create2Response, CreateRequest, CreateResponse, DeleteRequest, ExistsRequest,
+    GetChildren2Request, GetChildren2Response, GetDataRequest, GetDataResponse, SetDataRequest,
+    WatcherEvent,
+};
+use zk_protocol::jute::{Reader, Record};
+use zk_protocol::multi::{MultiOp, MultiResult, decode_multi_response};
+use zk_protocol::watch::EventType;
+use zk_protocol::{ErrorCode, OpCode, Request};
+use zk_session::{FourLetterWhitelist, SessionConfig, session_password};
+
+fn acl() -> Option<Vec<ACL>> {
+    Some(vec![ACL {
+        perms: 31,
+        id: Id {
+            scheme: Some("world".into()),
+            id: Some("anyone".into()),
+        },
+    }])
+}
+
+fn create(path: &str, data: Option<&'static [u8]>, flags: i32) -> Request {
+    Request::Create(
+        OpCode::Create,
+        CreateRequest {
+            path: Some(path.into()),
+            data: data.map(Bytes::from_static),
+            acl: acl(),
+            flags,
+        },
+    )
+}
+
+fn get(path: &str, watch: bool) -> Request {
+    Request::GetData(GetDataRequest {
+        path: Some(path.into()),
+        watch,
+    })
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        four_letter_words: FourLetterWhitelist::parse("ruok,srvr"),
+        ..SessionConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn handshake_mirrors_read_only_and_hands_out_zookeeper_passwords() {
+    let addr = start(config()).await;
+    let c45 = Raw::connect_with(addr, 0, Bytes::from_static(&[0; 16]), true)
+        .await
+        .unwrap();
+    let c44 = Raw::connect_with(addr, 0, Bytes::from_static(&[0; 16]), false)
+        .await
+        .unwrap();
+    assert_ne!(c45.session_id, c44.session_id);
+    assert_eq!(c45.session_id >> 56, 1, "server id in the high byte");
+    assert_eq!(&c45.passwd[..], &session_password(c45.session_id)[..]);
+    assert_eq!(c45.timeout, 30_000);
+}
+
+#[tokio::test]
+async fn create_read_update_delete_with_zookeepers_stats() {
+    let addr = start(config()).await;
+    let mut c = Raw::connect(addr).await;
+    let (h, body) = c.call(&create("/a", Some(b"hello"), 0)).await;
+    assert_eq!(h.err, 0);
+    let created = CreateResponse::from_bytes(body).unwrap();
+    assert_eq!(created.path.as_deref(), Some("/a"));
+    let czxid = h.zxid;
+
+    let (h, body) = c.call(&get("/a", false)).await;
+    let got = GetDataResponse::from_bytes(body).unwrap();
+    assert_eq!((h.err, h.zxid), (0, czxid));
+    assert_eq!(got.data.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        (got.stat.czxid, got.stat.version, got.stat.data_length),
+        (czxid, 0, 5)
+    );
+
+    let (h, _) = c
+        .call(&Request::SetData(SetDataRequest {
+            path: Some("/a".into()),
+            data: None,
+            version: 7,
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::BadVersion.code());
+
+    let create2 = Request::Create(
+        OpCode::Create2,
+        CreateRequest {
+            path: Some("/a/s-".into()),
+            data: None,
+            acl: acl(),
+            flags: 2,
+        },
+    );
+    let (_, body) = c.call(&create2).await;
+    let c2 = Create2Response::from_bytes(body).unwrap();
+    assert_eq!(c2.path.as_deref(), Some("/a/s-0000000000"));
+
+    let (_, body) = c
+        .call(&Request::GetChildren2(GetChildren2Request {
+            path: Some("/a".into()),
+            watch: false,
+        }))
+        .await;
+    let kids = GetChildren2Response::from_bytes(body).unwrap();
+    assert_eq!(kids.children, Some(vec!["s-0000000000".to_string()]));
+    assert_eq!((kids.stat.cversion, kids.stat.num_children), (1, 1));
+
+    let (_, body) = c.call(&get("/a/s-0000000000", false)).await;
+    assert_eq!(
+        GetDataResponse::from_bytes(body).unwrap().data,
+        None,
+        "null data stays null"
+    );
+
+    let (h, _) = c
+        .call(&Request::Delete(DeleteRequest {
+            path: Some("/a".into()),
+            version: -1,
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::NotEmpty.code());
+    let (h, _) = c.call(&Request::Ping).await;
+    assert_eq!(h.err, 0);
+}
+
+#[tokio::test]
+async fn watches_fire_once_before_the_data_is_visible() {
+    let addr = start(config()).await;
+    let mut a = Raw::connect(addr).await;
+    let mut b = Raw::connect(addr).await;
+    b.call(&create("/w", Some(b"1"), 0)).await;
+    let (h, _) = a.call(&get("/w", true)).await;
+    assert_eq!(h.err, 0);
+    let (h, _) = a
+        .call(&Request::Exists(ExistsRequest {
+            path: Some("/w/new".into()),
+            watch: true,
+        }))
+        .await;
+    assert_eq!(
+        h.err,
+        ErrorCode::NoNode.code(),
+        "exists on a missing node still sets a watch"
+    );
+
+    let (set, _) = b
+        .call(&Request::SetData(SetDataRequest {
+            path: Some("/w".into()),
+            data: Some(Bytes::from_static(b"2")),
+            version: -1,
+        }))
+        .await;
+    let (created, _) = b.call(&create("/w/new", None, 0)).await;
+
+    let (h, body) = a.recv().await.unwrap();
+    let ev = WatcherEvent::from_bytes(body).unwrap();
+    assert_eq!(
+        (h.xid, h.zxid),
+        (-1, set.zxid),
+        "the notification carries the triggering zxid"
+    );
+    assert_eq!(
+        (ev.r#type, ev.state, ev.path.as_deref()),
+        (EventType::NodeDataChanged as i32, 3, Some("/w"))
+    );
+    let (h, body) = a.recv().await.unwrap();
+    let ev = WatcherEvent::from_bytes(body).unwrap();
+    assert_eq!(
+        (h.zxid, ev.r#type),
+        (created.zxid, EventType::NodeCreated as i32)
+    );
+
+    // One-shot: a second change sends nothing; the next reply is the read's.
+    b.call(&Request::SetData(SetDataRequest {
+        path: Some("/w".into()),
+        data: None,
+        version: -1,
+    }))
+    .await;
+    let (h, _) = a.call(&get("/w", false)).await;
+    assert!(h.xid > 0);
+}
+
+#[tokio::test]
+async fn bad_input_gets_zookeepers_answers() {
+    let addr = start(config()).await;
+    let mut c = Raw::connect(addr).await;
+    // An undecodable body: MARSHALLINGERROR, and the connection stays.
+    c.send_raw(&[0, 0, 0, 12, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, 50])
+        .await;
+    let (h, _) = c.recv().await.unwrap();
+    assert_eq!((h.xid, h.err), (9, ErrorCode::MarshallingError.code()));
+    let (h, _) = c.call(&Request::Ping).await;
+    assert_eq!(h.err, 0);
+    // Invalid paths: BADARGUMENTS or NONODE depending on the op (reference §8b).
+    for (path, want) in [
+        ("rel", ErrorCode::BadArguments),
+        ("/a//b", ErrorCode::NoNode),
+        ("/a\0b", ErrorCode::BadArguments),
+    ] {
+        let (h, _) = c.call(&create(path, None, 0)).await;
+        assert_eq!(h.err, want.code(), "create {path:?}");
+    }
+    for path in ["rel", "/a//b", "/a/", "/zz/.."] {
+        let (h, _) = c.call(&get(path, false)).await;
+        assert_eq!(h.err, ErrorCode::NoNode.code(), "getData {path:?}");
+    }
+    let (h, _) = c
+        .call(&Request::Exists(ExistsRequest {
+            path: Some("/a\0b".into()),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::BadArguments.code());
+    // An unknown opcode: UNIMPLEMENTED, then the connection closes; the session survives.
+    c.send_op(77, 999, &Request::Ping).await;
+    let (h, _) = c.recv().await.unwrap();
+    assert_eq!((h.xid, h.err), (77, ErrorCode::Unimplemented.code()));
+    assert!(c.closed().await);
+    let again = Raw::connect_with(addr, c.session_id, c.passwd.clone(), true)
+        .await
+        .unwrap();
+    assert_eq!(again.session_id, c.session_id);
+
+    // Frame lengths below 0 or above jute.maxbuffer: closed without a reply.
+    for len in [-1i32, 0x100000] {
+        let mut c = Raw::connect(addr).await;
+        c.send_raw(&len.to_be_bytes()).await;
+        assert!(c.closed().await, "length {len}");
+    }
+    // Other clients are still served.
+    let mut other = Raw::connect(addr).await;
+    assert_eq!(other.call(&Request::Ping).await.0.err, 0);
+}
+
+#[tokio::test]
+async fn reconnect_keeps_the_session_and_a_wrong_password_is_expired() {
+    let addr = start(config()).await;
+    let mut c = Raw::connect(addr).await;
+    c.call(&create("/eph", None, 1)).await;
+    drop(c.stream);
+    let mut back = Raw::connect_with(addr, c.session_id, c.passwd.clone(), true)
+        .await
+        .unwrap();
+    assert_eq!(back.session_id, c.session_id);
+    assert_eq!(
+        back.call(&get("/eph", false)).await.0.err,
+        0,
+        "the ephemeral survived"
+    );
+
+    let mut wrong = Raw::connect_with(addr, c.session_id, Bytes::from_static(&[1; 16]), true)
+        .await
+        .unwrap();
+    assert_eq!((wrong.session_id, wrong.timeout), (0, 0));
+    assert!(wrong.closed().await);
+    let mut unknown = Raw::connect_with(
+        addr,
+        0x0100_0000_0000_9999,
+        Bytes::copy_from_slice(&session_password(0x0100_0000_0000_9999)),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!((unknown.session_id, unknown.timeout), (0, 0));
+    assert!(unknown.closed().await);
+
+    // closeSession deletes the ephemerals, answers, and closes the connection.
+    let (h, _) = back.call(&Request::CloseSession).await;
+    assert_eq!(h.err, 0);
+    assert!(back.closed().await);
+    let mut d = Raw::connect(addr).await;
+    assert_eq!(
+        d.call(&get("/eph", false)).await.0.err,
+        ErrorCode::NoNode.code()
+    );
+}
+
+#[tokio::test]
+async fn multi_reports_per_op_results() {
+    let addr = start(config()).await;
+    let mut c = Raw::connect(addr).await;
+    let ops = vec![
+        MultiOp::Create(
+            OpCode::Create,
+            CreateRequest {
+                path: Some("/m".into()),
+                data: None,
+                acl: acl(),
+                flags: 0,
+            },
+        ),
+        MultiOp::Delete(DeleteRequest {
+            path: Some("/missing".into()),
+            version: -1,
+        }),
+        MultiOp::Create(
+            OpCode::Create,
+            CreateRequest {
+                path: Some("/n".into()),
+                data: None,
+                acl: acl(),
+                flags: 0,
+            },
+        ),
+    ];
+    let (h, body) = c.call(&Request::Multi(ops)).await;
+    assert_eq!(h.err, 0, "a failed multi still has err 0 in its header");
+    let results = decode_multi_response(&mut Reader::new(body)).unwrap();
+    assert_eq!(
+        results,
+        vec![
+            MultiResult::Error(0),
+            MultiResult::Error(-101),
+            MultiResult::Error(-2)
+        ]
+    );
+    assert_eq!(
+        c.call(&get("/m", false)).await.0.err,
+        ErrorCode::NoNode.code()
+    );
+}
+
+#[tokio::test]
+async fn quiet_sessions_expire_and_lose_their_ephemerals() {
+    let addr = start(SessionConfig {
+        tick_ms: 50,
+        session_timeout_ms_min: 100,
+        session_timeout_ms_max: 400,
+        ..config()
+    })
+    .await;
+    let mut c = Raw::connect(addr).await;
+    assert_eq!(
+        c.timeout, 400,
+        "30 s requested, clamped to maxSessionTimeout"
+    );
+    c.call(&create("/gone", None, 1)).await;
+    let mut watcher = Raw::connect(addr).await;
+    watcher.call(&get("/gone", true)).await;
+    // The first client goes silent; the watcher keeps pinging.
+    let mut deleted = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        watcher.send(&Request::Ping).await;
+        while let Ok(Some((h, body))) =
+            tokio::time::timeout(Duration::from_millis(20), watcher.recv()).await
+        {
+            if h.xid == -1 {
+                let ev = WatcherEvent::from_bytes(body).unwrap();
+                assert_eq!(ev.r#type, EventType::NodeDeleted as i32);
+                deleted = true;
+            }
+        }
+        if deleted {
+            break;
+        }
+    }
+    assert!(deleted, "the ephemeral of the expired session was deleted");
+    assert!(
+        c.closed().await,
+        "the expired session's connection is closed"
+    );
+}
+
+#[tokio::test]
+async fn four_letter_words_and_the_whitelist() {
+    let addr = start(config()).await;
+    let ask = |w: &'static [u8]| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(w).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert_eq!(ask(b"ruok").await, "imok");
+    assert!(
+        ask(b"srvr")
+            .await
+            .starts_with("Zookeeper version: 3.9.5-ferrokeeper-")
+    );
+    assert_eq!(
+        ask(b"envi").await,
+        "envi is not executed because it is not in the whitelist.\n"
+    );
+}

@@ -1,0 +1,73 @@
+//! Test support: an in-memory backend (MemStore applied inline, no log: for testing the
+//! session layer alone) and a raw-frame client.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+#[path = "raw.rs"]
+mod raw;
+pub use raw::*;
+use tokio::net::TcpListener;
+use zk_datatree::{Command, MemStore, Session, apply, init_system_nodes};
+use zk_session::{Backend, BackendError, Hub, Server, SessionConfig, TreeRead};
+
+pub struct MemBackend {
+    store: RwLock<MemStore>,
+    zxid: AtomicI64,
+    hub: Arc<Hub>,
+}
+
+impl MemBackend {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        let mut store = MemStore::default();
+        init_system_nodes(&mut store);
+        MemBackend {
+            store: RwLock::new(store),
+            zxid: AtomicI64::new(0),
+            hub,
+        }
+    }
+}
+
+impl Backend for MemBackend {
+    async fn propose(&self, mut cmd: Command) -> Result<i64, BackendError> {
+        let mut store = self.store.write().unwrap();
+        let zxid = self.zxid.fetch_add(1, Ordering::SeqCst) + 1;
+        cmd.time_ms = 1_700_000_000_000 + zxid;
+        let applied = apply(&mut *store, zxid, &cmd);
+        self.hub.on_applied(zxid, &cmd, &applied);
+        Ok(zxid)
+    }
+    async fn read_barrier(&self) -> Result<i64, BackendError> {
+        Ok(self.last_applied())
+    }
+    fn last_applied(&self) -> i64 {
+        self.zxid.load(Ordering::SeqCst)
+    }
+    fn read<T>(&self, f: impl FnOnce(&dyn TreeRead) -> T) -> T {
+        let store = self.store.read().unwrap();
+        f(&*store)
+    }
+    fn sessions(&self) -> Vec<(i64, Session)> {
+        self.store
+            .read()
+            .unwrap()
+            .sessions()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+}
+
+/// Starts a server on 127.0.0.1 (any port) with the in-memory backend.
+pub async fn start(config: SessionConfig) -> std::net::SocketAddr {
+    let hub = Arc::new(Hub::default());
+    let backend = Arc::new(MemBackend::new(Arc::clone(&hub)));
+    let server = Server::new(config, backend, hub);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server.run(listener, std::future::pending()));
+    addr
+}
