@@ -40,7 +40,8 @@ if [ -n "$(git status --porcelain -- jute-schemas/golden)" ]; then
   exit 1
 fi
 
-if [ "${SKIP_COMPAT:-0}" != 1 ] && [ -x scripts/compat.sh ]; then
+if [ "${SKIP_COMPAT:-0}" != 1 ]; then
   log "compatibility suites (Apache ZooKeeper 3.9.5 beside ferrokeeper)"
-  scripts/compat.sh
+  cargo build -p ferrokeeper --locked
+  FERROKEEPER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/ferrokeeper" scripts/compat.sh
 fi

@@ -1,0 +1,188 @@
+//! zoo.cfg, read as Apache ZooKeeper reads it: `key=value` lines, `#` comments, unknown keys
+//! logged and ignored (never fatal).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use zk_session::{FourLetterWhitelist, SessionConfig};
+
+/// The settings ferrokeeper takes from zoo.cfg.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where clients connect.
+    pub client_address: IpAddr,
+    /// The client port.
+    pub client_port: u16,
+    /// The state machine's directory.
+    pub data_dir: PathBuf,
+    /// The Raft log's directory (ZooKeeper's transaction log directory).
+    pub data_log_dir: PathBuf,
+    /// This server's id (`myid`), 1..=254.
+    pub server_id: u8,
+    /// The session layer's settings.
+    pub session: SessionConfig,
+    /// Keys that were present but are not used (logged at start-up).
+    pub ignored: Vec<String>,
+}
+
+impl Default for Config {
+    /// `ferrokeeper` with no arguments: port 2181 on all addresses, data in `./data`.
+    fn default() -> Self {
+        Config {
+            client_address: IpAddr::from([0, 0, 0, 0]),
+            client_port: 2181,
+            data_dir: PathBuf::from("data"),
+            data_log_dir: PathBuf::from("data"),
+            server_id: 1,
+            session: SessionConfig {
+                tick_ms: 2000,
+                session_timeout_ms_min: 4000,
+                session_timeout_ms_max: 40000,
+                ..SessionConfig::default()
+            },
+            ignored: Vec::new(),
+        }
+    }
+}
+
+/// Keys ZooKeeper accepts that change nothing in a single ferrokeeper node (yet).
+const KNOWN_UNUSED: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "admin.enableServer",
+    "admin.serverPort",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "preAllocSize",
+    "snapCount",
+    "forceSync",
+    "metricsProvider.className",
+];
+
+impl Config {
+    /// Reads a zoo.cfg file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Config::parse(&text)
+    }
+
+    /// Parses zoo.cfg text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let mut kv = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("zoo.cfg line {}: expected key=value, got {line:?}", n + 1);
+            };
+            kv.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let mut c = Config::default();
+        let num = |k: &str, v: &str| -> anyhow::Result<i64> {
+            v.parse::<i64>()
+                .with_context(|| format!("zoo.cfg: {k}={v} is not a number"))
+        };
+        let mut min = None;
+        let mut max = None;
+        for (k, v) in &kv {
+            match k.as_str() {
+                "tickTime" => c.session.tick_ms = u64::try_from(num(k, v)?)?,
+                "dataDir" => c.data_dir = PathBuf::from(v),
+                "dataLogDir" => c.data_log_dir = PathBuf::from(v),
+                "clientPort" => c.client_port = u16::try_from(num(k, v)?)?,
+                "clientPortAddress" => {
+                    c.client_address = v
+                        .parse()
+                        .with_context(|| format!("clientPortAddress={v}"))?
+                }
+                "maxClientCnxns" => c.session.connections_per_ip_max = usize::try_from(num(k, v)?)?,
+                "minSessionTimeout" => min = Some(i32::try_from(num(k, v)?)?),
+                "maxSessionTimeout" => max = Some(i32::try_from(num(k, v)?)?),
+                "4lw.commands.whitelist" => {
+                    c.session.four_letter_words = FourLetterWhitelist::parse(v)
+                }
+                "jute.maxbuffer" => c.session.frame_bytes_max = usize::try_from(num(k, v)?)?,
+                k if k.starts_with("server.") => {}
+                k if KNOWN_UNUSED.contains(&k) => c.ignored.push(k.to_string()),
+                _ => c.ignored.push(k.clone()),
+            }
+        }
+        if !kv.contains_key("dataLogDir") {
+            c.data_log_dir = c.data_dir.clone();
+        }
+        let tick = i32::try_from(c.session.tick_ms)?;
+        c.session.session_timeout_ms_min = min.filter(|&m| m > 0).unwrap_or(2 * tick);
+        c.session.session_timeout_ms_max = max.filter(|&m| m > 0).unwrap_or(20 * tick);
+        if c.session.session_timeout_ms_min > c.session.session_timeout_ms_max {
+            bail!("minSessionTimeout must not be larger than maxSessionTimeout");
+        }
+        c.server_id = server_id(&kv, &c.data_dir)?;
+        c.session.server_id = c.server_id;
+        c.session.client_port = c.client_port;
+        c.session.data_dir = c.data_dir.display().to_string();
+        c.session.data_log_dir = c.data_log_dir.display().to_string();
+        Ok(c)
+    }
+}
+
+/// The server id: `myid` in dataDir if present, else the only `server.N` line, else 1.
+fn server_id(kv: &BTreeMap<String, String>, data_dir: &Path) -> anyhow::Result<u8> {
+    let from_file = std::fs::read_to_string(data_dir.join("myid")).ok();
+    let servers: Vec<&str> = kv
+        .keys()
+        .filter_map(|k| k.strip_prefix("server."))
+        .collect();
+    let id = match (from_file, servers.as_slice()) {
+        (Some(text), _) => text.trim().parse::<u64>().context("myid")?,
+        (None, [one]) => one.parse::<u64>().context("server.N")?,
+        (None, []) => 1,
+        (None, _) => {
+            bail!("several server.N lines need a myid file in dataDir (ensembles: issue 5)")
+        }
+    };
+    u8::try_from(id)
+        .ok()
+        .filter(|id| (1..=254).contains(id))
+        .ok_or_else(|| anyhow::anyhow!("server id {id} must be in 1..=254"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_apache_zoo_cfg() {
+        let c = Config::parse(
+            "# sample\ntickTime=2000\ninitLimit=10\ndataDir=/tmp/zk\nclientPort=2182\n\
+             clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+             DigestAuthenticationProvider.superDigest=super:x\n\
+             server.1=127.0.0.1:2183:2184:participant;127.0.0.1:2182\n",
+        )
+        .unwrap();
+        assert_eq!(c.client_port, 2182);
+        assert_eq!(c.data_log_dir, PathBuf::from("/tmp/zk"));
+        assert_eq!(c.session.connections_per_ip_max, 0);
+        assert_eq!(
+            (
+                c.session.session_timeout_ms_min,
+                c.session.session_timeout_ms_max
+            ),
+            (4000, 40000)
+        );
+        assert_eq!(c.session.four_letter_words, FourLetterWhitelist::All);
+        assert_eq!(c.server_id, 1);
+        assert!(
+            c.ignored
+                .contains(&"DigestAuthenticationProvider.superDigest".to_string())
+        );
+        assert!(Config::parse("tickTime=abc\n").is_err());
+        assert!(Config::parse("just words\n").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! ferrokeeper: a coordination server that speaks Apache ZooKeeper's wire protocol.
+//!
+//! Owns: the command line, zoo.cfg, logging, and the wiring of consensus (openraft over
+//! RocksDB) to the session layer. Every write goes through openraft, also on a single node.
+//!
+//! Usage: `ferrokeeper` (port 2181, data in `./data`), or `ferrokeeper --config zoo.cfg`
+//! (also `ferrokeeper zoo.cfg`, as `zkServer.sh start-foreground zoo.cfg` passes it).
+
+mod backend;
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use zk_consensus::{Consensus, ConsensusConfig};
+use zk_session::{Hub, Server};
+
+use crate::backend::{ConsensusBackend, HubListener};
+use crate::config::Config;
+
+fn parse_args() -> anyhow::Result<Config> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(Config::default()),
+        [flag, path] if flag == "--config" || flag == "-c" => {
+            Config::from_file(&PathBuf::from(path))
+        }
+        [path] if !path.starts_with('-') => Config::from_file(&PathBuf::from(path)),
+        [flag] if flag == "--version" => {
+            println!("ferrokeeper {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0);
+        }
+        _ => anyhow::bail!("usage: ferrokeeper [--config zoo.cfg]"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = parse_args()?;
+    for key in &config.ignored {
+        warn!(key, "zoo.cfg key not used by ferrokeeper");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_log_dir)
+        .with_context(|| format!("creating {}", config.data_log_dir.display()))?;
+
+    let hub = Arc::new(Hub::default());
+    let consensus = Consensus::start(
+        ConsensusConfig {
+            node_id: u64::from(config.server_id),
+            log_dir: config.data_log_dir.join("raft-log"),
+            state_dir: config.data_dir.join("state"),
+            tick_ms: config.session.tick_ms,
+        },
+        Arc::new(HubListener(Arc::clone(&hub))),
+    )
+    .await
+    .context("starting consensus")?;
+    info!(zxid = consensus.last_applied(), "state recovered");
+
+    let address = SocketAddr::new(config.client_address, config.client_port);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address}"))?;
+    info!(%address, "serving clients");
+    let backend = Arc::new(ConsensusBackend(consensus.clone()));
+    let server = Server::new(config.session.clone(), backend, hub);
+    server.run(listener, shutdown_signal()).await;
+    consensus.shutdown().await.context("stopping consensus")?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,175 @@
+//! kill -9 under a write load, restart: every acknowledged write is there, and a session that
+//! has not timed out is still alive with its ephemeral.
+
+#[path = "../../zk-session/tests/support/raw.rs"]
+mod raw;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use raw::Raw;
+use tokio::sync::Mutex;
+use zk_protocol::jute::data::{ACL, Id};
+use zk_protocol::jute::proto::{CreateRequest, GetDataRequest};
+use zk_protocol::{OpCode, Request};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Node {
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!(
+        "server-{}.log",
+        Instant::now().elapsed().as_nanos()
+    )))
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Node {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+async fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server on {addr} did not come up");
+}
+
+fn acl() -> Option<Vec<ACL>> {
+    Some(vec![ACL {
+        perms: 31,
+        id: Id {
+            scheme: Some("world".into()),
+            id: Some("anyone".into()),
+        },
+    }])
+}
+
+fn create(path: &str, flags: i32) -> Request {
+    Request::Create(
+        OpCode::Create,
+        CreateRequest {
+            path: Some(path.into()),
+            data: Some(Bytes::from(path.as_bytes().to_vec())),
+            acl: acl(),
+            flags,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut node = start(dir.path(), port);
+    wait_ready(node.addr).await;
+
+    // A session with an ephemeral, which must outlive the crash (its timeout is 40 s).
+    let mut owner = Raw::connect(node.addr).await;
+    assert_eq!(owner.call(&create("/eph", 1)).await.0.err, 0);
+    let (session_id, passwd) = (owner.session_id, owner.passwd.clone());
+
+    // Writers create /w-<client>-<n> until the kill; each acknowledged path is recorded.
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for client in 0..4 {
+        let (acked, stop, addr) = (Arc::clone(&acked), Arc::clone(&stop), node.addr);
+        writers.push(tokio::spawn(async move {
+            let mut c = Raw::connect(addr).await;
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/w-{client}-{n}");
+                let xid = c.send(&create(&path, 0)).await;
+                match c.recv().await {
+                    Some((h, _)) if h.xid == xid && h.err == 0 => acked.lock().await.push(path),
+                    _ => return,
+                }
+                n += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    node.child.kill().unwrap(); // SIGKILL
+    node.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().await.clone();
+    assert!(
+        acked.len() > 20,
+        "only {} writes were acknowledged before the kill",
+        acked.len()
+    );
+
+    let mut node = start(dir.path(), port);
+    wait_ready(node.addr).await;
+    let mut c = Raw::connect(node.addr).await;
+    for path in &acked {
+        let (h, _) = c
+            .call(&Request::GetData(GetDataRequest {
+                path: Some(path.clone()),
+                watch: false,
+            }))
+            .await;
+        assert_eq!(
+            h.err, 0,
+            "acknowledged {path} is missing after kill -9 and restart"
+        );
+    }
+    let back = Raw::connect_with(node.addr, session_id, passwd, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        back.session_id, session_id,
+        "the session survived the restart"
+    );
+    let (h, _) = c
+        .call(&Request::GetData(GetDataRequest {
+            path: Some("/eph".into()),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, 0, "its ephemeral too");
+    eprintln!(
+        "{} acknowledged writes, all present after kill -9",
+        acked.len()
+    );
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+}
