@@ -15,7 +15,6 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::mpsc;
 use tracing::debug;
 use zk_datatree::{Command, Op};
 use zk_protocol::frame::{FrameStart, frame_start};
@@ -34,7 +33,7 @@ use zk_protocol::{ErrorCode, OpCode, Request, RequestError, xid};
 use crate::auth;
 use crate::backend::{Backend, TreeRead};
 use crate::fourlw;
-use crate::hub::{Outbound, notification, reply};
+use crate::hub::{Outbound, Outbox, OutboxReceiver, notification, reply};
 use crate::password::session_password;
 use crate::server::Server;
 use crate::watches::WatchKind;
@@ -121,7 +120,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
     }
     let timeout = server.config.negotiate_timeout(request.time_out);
 
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = Outbox::channel();
     let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(&server)));
     let connection_id = server.hub.next_connection_id();
 
@@ -182,9 +181,9 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
     zk_protocol::frame::write_frame(&mut out, |b| {
         encode_connect_response(b, &response, handshake.read_only_sent)
     });
-    let _ = tx.send(Outbound::Frame(out.freeze()));
+    tx.frame(out.freeze());
     let Some(session_id) = session_id else {
-        let _ = tx.send(Outbound::Close);
+        tx.close();
         let _ = writer.await;
         return;
     };
@@ -219,7 +218,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
     server.hub.detach(session_id, connection_id);
     // Let the writer flush what is queued (a last reply, e.g. to closeSession or an
     // UNIMPLEMENTED), then close; a peer that stopped reading gets a bounded wait.
-    let _ = conn.tx.send(Outbound::Close);
+    conn.tx.close();
     drop(conn);
     if tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
         .await
@@ -232,7 +231,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
 /// Drains the outbound queue into the socket, batching what is queued.
 async fn write_loop<B>(
     mut wr: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut rx: OutboxReceiver,
     _server: Arc<Server<B>>,
 ) {
     let mut batch = BytesMut::new();
@@ -247,7 +246,7 @@ async fn write_loop<B>(
                     break;
                 }
             }
-            next = rx.try_recv().ok();
+            next = rx.try_recv();
         }
         if !batch.is_empty() && wr.write_all(&batch).await.is_err() {
             return;
@@ -264,7 +263,7 @@ async fn write_loop<B>(
 struct Conn<B> {
     server: Arc<Server<B>>,
     session_id: i64,
-    tx: mpsc::UnboundedSender<Outbound>,
+    tx: Outbox,
     peer: SocketAddr,
     /// The connection's authenticated ids; the first is always `ip:<address>`.
     auth: Vec<auth::AuthId>,
@@ -272,7 +271,7 @@ struct Conn<B> {
 
 impl<B: Backend> Conn<B> {
     fn send(&self, frame: Bytes) {
-        let _ = self.tx.send(Outbound::Frame(frame));
+        self.tx.frame(frame);
         self.server
             .hub
             .stats

@@ -2,8 +2,8 @@
 //! apply results (replies and watch events) to the connections that own them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
@@ -28,11 +28,83 @@ pub enum Outbound {
     Close,
 }
 
+/// The most bytes a connection may have queued for writing. A client that stops reading while
+/// events pile up is disconnected at this point instead of growing the server's memory
+/// without bound (its session survives; it can reconnect and re-register its watches).
+pub const OUTBOX_BYTES_MAX: usize = 64 << 20;
+
+/// The sending side of a connection's write queue, with its byte budget.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer's side of a connection's write queue.
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// Creates a connection's write queue.
+    pub fn channel() -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Outbox {
+                tx,
+                queued: Arc::clone(&queued),
+            },
+            OutboxReceiver { rx, queued },
+        )
+    }
+
+    /// Queues a frame; past the byte budget the connection is closed instead.
+    pub fn frame(&self, frame: Bytes) {
+        let len = frame.len();
+        if self.queued.fetch_add(len, Ordering::Relaxed) + len > OUTBOX_BYTES_MAX {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.close();
+            return;
+        }
+        let _ = self.tx.send(Outbound::Frame(frame));
+    }
+
+    /// Asks the writer to flush what is queued and close the connection.
+    pub fn close(&self) {
+        let _ = self.tx.send(Outbound::Close);
+    }
+}
+
+impl OutboxReceiver {
+    fn took(&self, item: &Outbound) {
+        if let Outbound::Frame(f) = item {
+            self.queued.fetch_sub(f.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Waits for the next item.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.recv().await?;
+        self.took(&item);
+        Some(item)
+    }
+
+    /// Takes the next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.try_recv().ok()?;
+        self.took(&item);
+        Some(item)
+    }
+}
+
 /// A connection registered for a session.
 #[derive(Debug)]
 struct Connection {
     id: u64,
-    tx: mpsc::UnboundedSender<Outbound>,
+    tx: Outbox,
 }
 
 #[derive(Debug, Default)]
@@ -192,7 +264,7 @@ impl Hub {
 
     /// Attaches a connection to a session. A previous connection of the same session is closed
     /// (the client moved to this one).
-    pub fn attach(&self, session_id: i64, connection_id: u64, tx: mpsc::UnboundedSender<Outbound>) {
+    pub fn attach(&self, session_id: i64, connection_id: u64, tx: Outbox) {
         let mut st = self.lock();
         if let Some(old) = st.connections.insert(
             session_id,
@@ -201,7 +273,7 @@ impl Hub {
                 tx,
             },
         ) {
-            let _ = old.tx.send(Outbound::Close);
+            old.tx.close();
         }
     }
 
@@ -225,7 +297,7 @@ impl Hub {
     /// Sends a notification to a session's connection, if it is here.
     pub fn notify(&self, session_id: i64, frame: Bytes) {
         if let Some(c) = self.lock().connections.get(&session_id) {
-            let _ = c.tx.send(Outbound::Frame(frame));
+            c.tx.frame(frame);
             self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -245,7 +317,7 @@ impl Hub {
             let frame = notification(zxid, t.event as i32, &t.path);
             for session in st.watches.fire(&t.path, t.event) {
                 if let Some(c) = st.connections.get(&session) {
-                    let _ = c.tx.send(Outbound::Frame(frame.clone()));
+                    c.tx.frame(frame.clone());
                     self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -261,19 +333,38 @@ impl Hub {
                 if let Some(c) = st.connections.remove(&cmd.session_id) {
                     if cmd.xid != 0 {
                         let frame = write_reply(OpCode::CloseSession, cmd.xid, zxid, outcome);
-                        let _ = c.tx.send(Outbound::Frame(frame));
+                        c.tx.frame(frame);
                     }
-                    let _ = c.tx.send(Outbound::Close);
+                    c.tx.close();
                 }
             }
             (Op::Request(req), outcome) => {
                 if let Some(c) = st.connections.get(&cmd.session_id) {
                     let frame = write_reply(req.opcode(), cmd.xid, zxid, outcome);
-                    let _ = c.tx.send(Outbound::Frame(frame));
+                    c.tx.frame(frame);
                     self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
             (Op::CreateSession { .. }, _) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_over_its_byte_budget_is_closed() {
+        let (tx, mut rx) = Outbox::channel();
+        tx.frame(Bytes::from(vec![0u8; OUTBOX_BYTES_MAX - 10]));
+        tx.frame(Bytes::from_static(&[1; 20]));
+        assert!(
+            matches!(rx.try_recv(), Some(Outbound::Frame(f)) if f.len() == OUTBOX_BYTES_MAX - 10)
+        );
+        assert!(matches!(rx.try_recv(), Some(Outbound::Close)));
+        // Once the writer took the big frame, there is room again.
+        tx.frame(Bytes::from_static(&[1; 20]));
+        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(f)) if f.len() == 20));
     }
 }

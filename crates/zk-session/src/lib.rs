@@ -29,7 +29,7 @@ mod watches;
 
 pub use backend::{Backend, BackendError, TreeRead};
 pub use config::{FourLetterWhitelist, SessionConfig};
-pub use hub::{Hub, Outbound};
+pub use hub::{Hub, OUTBOX_BYTES_MAX, Outbound, Outbox, OutboxReceiver};
 pub use password::session_password;
 pub use server::{Server, Tracker};
 pub use watches::{WatchKind, Watches};
