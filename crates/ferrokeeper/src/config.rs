@@ -51,7 +51,6 @@ impl Default for Config {
 const KNOWN_UNUSED: &[&str] = &[
     "initLimit",
     "syncLimit",
-    "standaloneEnabled",
     "reconfigEnabled",
     "admin.enableServer",
     "admin.serverPort",
@@ -107,6 +106,9 @@ impl Config {
                 "maxSessionTimeout" => max = Some(i32::try_from(num(k, v)?)?),
                 "4lw.commands.whitelist" => {
                     c.session.four_letter_words = FourLetterWhitelist::parse(v)
+                }
+                "standaloneEnabled" => {
+                    c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }
                 "jute.maxbuffer" => c.session.frame_bytes_max = usize::try_from(num(k, v)?)?,
                 k if k.starts_with("server.") => {}

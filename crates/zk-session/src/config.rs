@@ -30,6 +30,9 @@ pub struct SessionConfig {
     pub data_dir: String,
     /// The log directory, reported by `conf`.
     pub data_log_dir: String,
+    /// What `srvr`, `stat` and `mntr` report as the server's mode: `standalone`, or `leader`
+    /// when zoo.cfg says `standaloneEnabled=false` (a one-member ensemble, as ZooKeeper does).
+    pub mode: String,
 }
 
 /// `4lw.commands.whitelist`.
@@ -81,6 +84,7 @@ impl Default for SessionConfig {
             client_port: 2181,
             data_dir: "data".into(),
             data_log_dir: "data".into(),
+            mode: "standalone".into(),
         }
     }
 }

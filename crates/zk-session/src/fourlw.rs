@@ -65,8 +65,12 @@ fn srvr<B: Backend>(server: &Server<B>, with_clients: bool) -> String {
         s.outstanding.load(Ordering::Relaxed)
     );
     let _ = writeln!(out, "Zxid: 0x{:x}", server.backend.last_applied());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", server.config.mode);
     let _ = writeln!(out, "Node count: {nodes}");
+    if server.config.mode == "leader" {
+        // ZooKeeper's leader adds its proposal sizes; ferrokeeper does not track them (yet).
+        let _ = writeln!(out, "Proposal sizes last/min/max: -1/-1/-1");
+    }
     out
 }
 
@@ -153,7 +157,7 @@ fn mntr<B: Backend>(server: &Server<B>) -> String {
     });
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", version_line(server)),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", server.config.mode.clone()),
         ("zk_avg_latency", format!("{avg:?}")),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),
