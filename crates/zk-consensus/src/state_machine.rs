@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use zk_datatree::{Applied, Command, Node, Session, TreeStore};
+use zk_datatree::{Applied, Command};
 use zk_storage::StateStore;
 
 use crate::ApplyListener;
@@ -53,36 +53,6 @@ pub(crate) struct Shared {
     pub(crate) last_applied: AtomicI64,
     /// The highest `time_ms` of any applied command.
     pub(crate) last_time_ms: AtomicI64,
-}
-
-/// Forwards to a `&mut dyn TreeStore`: `zk_datatree::apply` takes a sized store.
-struct DynTree<'a>(&'a mut dyn TreeStore);
-
-impl TreeStore for DynTree<'_> {
-    fn node(&self, path: &str) -> Option<Node> {
-        self.0.node(path)
-    }
-    fn put_node(&mut self, path: &str, node: Node) {
-        self.0.put_node(path, node)
-    }
-    fn remove_node(&mut self, path: &str) {
-        self.0.remove_node(path)
-    }
-    fn children(&self, path: &str) -> Vec<String> {
-        self.0.children(path)
-    }
-    fn ephemerals(&self, session_id: i64) -> Vec<String> {
-        self.0.ephemerals(session_id)
-    }
-    fn session(&self, session_id: i64) -> Option<Session> {
-        self.0.session(session_id)
-    }
-    fn put_session(&mut self, session_id: i64, session: Session) {
-        self.0.put_session(session_id, session)
-    }
-    fn remove_session(&mut self, session_id: i64) {
-        self.0.remove_session(session_id)
-    }
 }
 
 /// Reads `last_applied`, the membership and the last leader time from the store's meta.
@@ -208,11 +178,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             store.apply_batch(
                 &meta,
                 move |tree| {
-                    let mut tree = DynTree(tree);
                     commands
                         .into_iter()
                         .map(|(zxid, cmd)| {
-                            let applied = zk_datatree::apply(&mut tree, zxid, &cmd);
+                            let applied = zk_datatree::apply(tree, zxid, &cmd);
                             (zxid, cmd, applied)
                         })
                         .collect::<Vec<(i64, Command, Applied)>>()

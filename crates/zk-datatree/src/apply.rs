@@ -124,7 +124,7 @@ fn parent_for_write(path: &str) -> Result<&str, ErrorCode> {
 }
 
 /// Fails with SESSIONEXPIRED unless the session is open (`SessionTracker.checkSession`).
-fn check_session<S: TreeStore>(store: &S, session_id: i64) -> Result<(), ErrorCode> {
+fn check_session<S: TreeStore + ?Sized>(store: &S, session_id: i64) -> Result<(), ErrorCode> {
     store
         .session(session_id)
         .map(|_| ())
@@ -139,7 +139,7 @@ struct Ctx<'t> {
     triggers: &'t mut Vec<Trigger>,
 }
 
-fn create<S: TreeStore>(
+fn create<S: TreeStore + ?Sized>(
     store: &mut S,
     ctx: &mut Ctx<'_>,
     opcode: OpCode,
@@ -211,7 +211,7 @@ fn fixup_acl(acl: Option<&[ACL]>) -> Result<Vec<ACL>, ErrorCode> {
     }
 }
 
-fn delete<S: TreeStore>(
+fn delete<S: TreeStore + ?Sized>(
     store: &mut S,
     ctx: &mut Ctx<'_>,
     req: &DeleteRequest,
@@ -243,7 +243,7 @@ fn delete<S: TreeStore>(
     Ok(())
 }
 
-fn set_data<S: TreeStore>(
+fn set_data<S: TreeStore + ?Sized>(
     store: &mut S,
     ctx: &mut Ctx<'_>,
     req: &SetDataRequest,
@@ -265,7 +265,7 @@ fn set_data<S: TreeStore>(
     Ok(stat)
 }
 
-fn check<S: TreeStore>(
+fn check<S: TreeStore + ?Sized>(
     store: &S,
     ctx: &Ctx<'_>,
     req: &CheckVersionRequest,
@@ -287,7 +287,11 @@ fn multi_create_opcode(flags: i32) -> OpCode {
     }
 }
 
-fn multi<S: TreeStore>(store: &mut S, ctx: &mut Ctx<'_>, ops: &[MultiOp]) -> Vec<MultiResult> {
+fn multi<S: TreeStore + ?Sized>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    ops: &[MultiOp],
+) -> Vec<MultiResult> {
     let mut journal = Journal::new(store);
     let mut triggers = Vec::new();
     let mut results = Vec::with_capacity(ops.len());
@@ -350,7 +354,7 @@ fn multi<S: TreeStore>(store: &mut S, ctx: &mut Ctx<'_>, ops: &[MultiOp]) -> Vec
     }
 }
 
-fn close_session<S: TreeStore>(store: &mut S, ctx: &mut Ctx<'_>) -> Outcome {
+fn close_session<S: TreeStore + ?Sized>(store: &mut S, ctx: &mut Ctx<'_>) -> Outcome {
     if store.session(ctx.session_id).is_none() {
         return Outcome::Error(ErrorCode::SessionExpired);
     }
@@ -379,7 +383,7 @@ fn close_session<S: TreeStore>(store: &mut S, ctx: &mut Ctx<'_>) -> Outcome {
 
 /// Applies one committed command at `zxid`. Deterministic: the same tree and command always
 /// give the same tree and result. A failed command changes nothing.
-pub fn apply<S: TreeStore>(store: &mut S, zxid: i64, cmd: &Command) -> Applied {
+pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> Applied {
     let mut triggers = Vec::new();
     let mut ctx = Ctx {
         zxid,
@@ -427,7 +431,7 @@ pub fn apply<S: TreeStore>(store: &mut S, zxid: i64, cmd: &Command) -> Applied {
 /// Creates the nodes every tree starts with — `/`, `/zookeeper`, `/zookeeper/quota`,
 /// `/zookeeper/config` — with zxid 0 and ZooKeeper's Stat quirks: children are added without
 /// counting as creates, so `/zookeeper` reports cversion −2 and `/` −1.
-pub fn init_system_nodes<S: TreeStore>(store: &mut S) {
+pub fn init_system_nodes<S: TreeStore + ?Sized>(store: &mut S) {
     let open = vec![ACL {
         perms: zk_protocol::perms::ALL,
         id: zk_protocol::jute::data::Id {

@@ -144,12 +144,12 @@ impl TreeStore for MemStore {
 
 /// Records the previous state of everything written through it, so that a failed multi can
 /// be rolled back.
-pub(crate) struct Journal<'a, S: TreeStore> {
+pub(crate) struct Journal<'a, S: TreeStore + ?Sized> {
     store: &'a mut S,
     undo: Vec<(String, Option<Node>)>,
 }
 
-impl<'a, S: TreeStore> Journal<'a, S> {
+impl<'a, S: TreeStore + ?Sized> Journal<'a, S> {
     pub(crate) fn new(store: &'a mut S) -> Self {
         Self {
             store,
@@ -168,7 +168,7 @@ impl<'a, S: TreeStore> Journal<'a, S> {
     }
 }
 
-impl<S: TreeStore> TreeStore for Journal<'_, S> {
+impl<S: TreeStore + ?Sized> TreeStore for Journal<'_, S> {
     fn node(&self, path: &str) -> Option<Node> {
         self.store.node(path)
     }

@@ -9,44 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use proptest::prelude::*;
 use zk_datatree::{
-    Applied, Command, MemStore, Node, Op, Session, TreeStore, apply, init_system_nodes,
-    session_id_for,
+    Applied, Command, MemStore, Op, Session, TreeStore, apply, init_system_nodes, session_id_for,
 };
 use zk_protocol::jute::data::{ACL, Id};
 use zk_protocol::jute::proto::{CheckVersionRequest, CreateRequest, DeleteRequest, SetDataRequest};
 use zk_protocol::multi::MultiOp;
 use zk_protocol::{OpCode, Request};
 use zk_storage::StateStore;
-
-/// Forwards to a `&mut dyn TreeStore`, as zk-datatree's `apply` takes a sized store.
-struct Dyn<'a>(&'a mut dyn TreeStore);
-
-impl TreeStore for Dyn<'_> {
-    fn node(&self, path: &str) -> Option<Node> {
-        self.0.node(path)
-    }
-    fn put_node(&mut self, path: &str, node: Node) {
-        self.0.put_node(path, node)
-    }
-    fn remove_node(&mut self, path: &str) {
-        self.0.remove_node(path)
-    }
-    fn children(&self, path: &str) -> Vec<String> {
-        self.0.children(path)
-    }
-    fn ephemerals(&self, session_id: i64) -> Vec<String> {
-        self.0.ephemerals(session_id)
-    }
-    fn session(&self, session_id: i64) -> Option<Session> {
-        self.0.session(session_id)
-    }
-    fn put_session(&mut self, session_id: i64, session: Session) {
-        self.0.put_session(session_id, session)
-    }
-    fn remove_session(&mut self, session_id: i64) {
-        self.0.remove_session(session_id)
-    }
-}
 
 const PATHS: [&str; 7] = ["/a", "/b", "/a/x", "/a/y", "/b/x", "/a/x/z", "/zookeeper/q"];
 
@@ -363,7 +332,7 @@ fn run_case(steps: &[Step], batch_sizes: &[usize]) {
                     for (i, cmd) in batch.iter().enumerate() {
                         let zxid = first_zxid + i as i64;
                         let want = apply(&mut model, zxid, cmd);
-                        let got = apply(&mut Dyn(ts), zxid, cmd);
+                        let got = apply(ts, zxid, cmd);
                         assert_eq!(got, want, "outcome of {cmd:?}");
                         same_view(&model, ts, &sessions);
                         outcomes.push(got);
@@ -451,7 +420,7 @@ fn null_and_empty_data_survive_a_reopen() {
                 &[],
                 |ts| {
                     for (i, cmd) in cmds.iter().enumerate() {
-                        apply(&mut Dyn(ts), i as i64 + 1, cmd);
+                        apply(ts, i as i64 + 1, cmd);
                     }
                 },
                 |_| {},
@@ -497,7 +466,7 @@ fn a_batch_is_invisible_to_gated_readers_until_after_ran() {
             &[(b"delivered".as_slice(), b"no".as_slice())],
             |ts| {
                 for (i, cmd) in cmds.iter().enumerate() {
-                    apply(&mut Dyn(ts), i as i64 + 1, cmd);
+                    apply(ts, i as i64 + 1, cmd);
                 }
             },
             |_| {
@@ -554,7 +523,7 @@ fn checkpoint_is_a_complete_store() {
             &[(b"last_applied".as_slice(), b"2".as_slice())],
             |ts| {
                 for (i, cmd) in cmds.iter().enumerate() {
-                    apply(&mut Dyn(ts), i as i64 + 1, cmd);
+                    apply(ts, i as i64 + 1, cmd);
                 }
             },
             |_| {},
