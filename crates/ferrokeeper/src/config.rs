@@ -107,6 +107,11 @@ impl Config {
                 "4lw.commands.whitelist" => {
                     c.session.four_letter_words = FourLetterWhitelist::parse(v)
                 }
+                // ZooKeeper turns an unknown zoo.cfg key K into the system property zookeeper.K.
+                "DigestAuthenticationProvider.superDigest"
+                | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    c.session.super_digest = Some(v.clone())
+                }
                 "standaloneEnabled" => {
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }
@@ -180,10 +185,7 @@ mod tests {
         );
         assert_eq!(c.session.four_letter_words, FourLetterWhitelist::All);
         assert_eq!(c.server_id, 1);
-        assert!(
-            c.ignored
-                .contains(&"DigestAuthenticationProvider.superDigest".to_string())
-        );
+        assert_eq!(c.session.super_digest.as_deref(), Some("super:x"));
         assert!(Config::parse("tickTime=abc\n").is_err());
         assert!(Config::parse("just words\n").is_err());
     }

@@ -464,6 +464,7 @@ mod tests {
             time_ms: 0,
             session_id: 0,
             xid: 0,
+            auth: Vec::new(),
             op: zk_datatree::Op::CreateSession {
                 timeout_ms: 1000,
                 server_id: 1,

@@ -50,6 +50,7 @@ fn cmd(session_id: i64, op: Op) -> Command {
         time_ms: 0,
         session_id,
         xid: 1,
+        auth: Vec::new(),
         op,
     }
 }

@@ -3,12 +3,15 @@
 
 use bytes::Bytes;
 use zk_protocol::jute::data::{ACL, Stat};
-use zk_protocol::jute::proto::{CheckVersionRequest, CreateRequest, DeleteRequest, SetDataRequest};
+use zk_protocol::jute::proto::{
+    CheckVersionRequest, CreateRequest, DeleteRequest, SetACLRequest, SetDataRequest,
+};
 use zk_protocol::multi::{MultiOp, MultiResult};
 use zk_protocol::path::validate_path;
 use zk_protocol::watch::EventType;
-use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, CreateMode, ErrorCode, OpCode, Request};
+use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, CreateMode, ErrorCode, OpCode, Request, perms};
 
+use crate::acl::{self, AuthId};
 use crate::node::Node;
 use crate::store::{Journal, Session, TreeStore, split_parent};
 
@@ -21,6 +24,8 @@ pub struct Command {
     pub session_id: i64,
     /// The client's xid, so that the server holding the connection can route the reply.
     pub xid: i32,
+    /// The connection's authenticated ids at the time of the request (ACL checks at apply).
+    pub auth: Vec<AuthId>,
     /// What to do.
     pub op: Op,
 }
@@ -66,6 +71,8 @@ pub enum Outcome {
     Deleted,
     /// A node's data was set.
     DataSet(Stat),
+    /// A node's ACL was set.
+    AclSet(Stat),
     /// A multi ran (all ops applied, or none, with ZooKeeper's per-op results).
     Multi(Vec<MultiResult>),
     /// A session was opened.
@@ -136,6 +143,7 @@ struct Ctx<'t> {
     zxid: i64,
     time_ms: i64,
     session_id: i64,
+    auth: &'t [AuthId],
     triggers: &'t mut Vec<Trigger>,
 }
 
@@ -153,8 +161,9 @@ fn create<S: TreeStore + ?Sized>(
     check_session(store, ctx.session_id)?;
     let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
     let parent_path = parent_for_write(path)?;
-    let acl = fixup_acl(req.acl.as_deref())?;
+    let acl = acl::fixup(req.acl.as_deref(), ctx.auth)?;
     let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&parent.acl, perms::CREATE, ctx.auth)?;
     let path = if mode.is_sequential() {
         format!("{path}{:010}", parent.cversion)
     } else {
@@ -202,15 +211,6 @@ fn create<S: TreeStore + ?Sized>(
     Ok((path, stat))
 }
 
-/// `PrepRequestProcessor.fixupACL` for the `world` scheme: a null or empty list is INVALIDACL.
-/// (The auth, digest and ip schemes and ACL checks come with issue 4.)
-fn fixup_acl(acl: Option<&[ACL]>) -> Result<Vec<ACL>, ErrorCode> {
-    match acl {
-        Some(list) if !list.is_empty() => Ok(list.to_vec()),
-        _ => Err(ErrorCode::InvalidAcl),
-    }
-}
-
 fn delete<S: TreeStore + ?Sized>(
     store: &mut S,
     ctx: &mut Ctx<'_>,
@@ -223,6 +223,7 @@ fn delete<S: TreeStore + ?Sized>(
         return Err(ErrorCode::BadArguments);
     }
     let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
     let node = store.node(path).ok_or(ErrorCode::NoNode)?;
     check_version(node.version, req.version)?;
     if node.num_children > 0 {
@@ -252,6 +253,7 @@ fn set_data<S: TreeStore + ?Sized>(
     let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
     let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::WRITE, ctx.auth)?;
     node.version = check_version(node.version, req.version)?;
     node.data = req.data.clone();
     node.mzxid = ctx.zxid;
@@ -274,7 +276,27 @@ fn check<S: TreeStore + ?Sized>(
     let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
     let node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::READ, ctx.auth)?;
     check_version(node.version, req.version).map(|_| ())
+}
+
+/// setACL: path, ACL, node, ADMIN on it, then the ACL version (`PrepRequestProcessor`).
+fn set_acl<S: TreeStore + ?Sized>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    req: &SetACLRequest,
+) -> Result<Stat, ErrorCode> {
+    check_session(store, ctx.session_id)?;
+    let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
+    validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
+    let acl = acl::fixup(req.acl.as_deref(), ctx.auth)?;
+    let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::ADMIN, ctx.auth)?;
+    node.aversion = check_version(node.aversion, req.version)?;
+    node.acl = acl;
+    let stat = node.stat();
+    store.put_node(path, node);
+    Ok(stat)
 }
 
 /// The opcode a create inside a multi really has: `Op.create` derives it from the flags, so
@@ -301,6 +323,7 @@ fn multi<S: TreeStore + ?Sized>(
             zxid: ctx.zxid,
             time_ms: ctx.time_ms,
             session_id: ctx.session_id,
+            auth: ctx.auth,
             triggers: &mut triggers,
         };
         let result = match op {
@@ -389,6 +412,7 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
         zxid,
         time_ms: cmd.time_ms,
         session_id: cmd.session_id,
+        auth: &cmd.auth,
         triggers: &mut triggers,
     };
     let outcome = match &cmd.op {
@@ -415,8 +439,9 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
                     .map(|(path, stat)| Outcome::Created { path, stat }),
                 Request::Delete(r) => delete(store, &mut ctx, r).map(|()| Outcome::Deleted),
                 Request::SetData(r) => set_data(store, &mut ctx, r).map(Outcome::DataSet),
+                Request::SetAcl(r) => set_acl(store, &mut ctx, r).map(Outcome::AclSet),
                 Request::Multi(ops) => Ok(Outcome::Multi(multi(store, &mut ctx, ops))),
-                // Not yet applied by ferrokeeper: createTTL, setACL, reconfig (issue 4).
+                // Not yet applied by ferrokeeper: createTTL, reconfig (issue 4).
                 _ => Err(ErrorCode::Unimplemented),
             };
             result.unwrap_or_else(Outcome::Error)
@@ -433,14 +458,14 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
 /// counting as creates, so `/zookeeper` reports cversion −2 and `/` −1.
 pub fn init_system_nodes<S: TreeStore + ?Sized>(store: &mut S) {
     let open = vec![ACL {
-        perms: zk_protocol::perms::ALL,
+        perms: perms::ALL,
         id: zk_protocol::jute::data::Id {
             scheme: Some("world".into()),
             id: Some("anyone".into()),
         },
     }];
     let read_only = vec![ACL {
-        perms: zk_protocol::perms::READ,
+        perms: perms::READ,
         ..open[0].clone()
     }];
     let node = |num_children, data: Option<Bytes>, acl: &Vec<ACL>| Node {

@@ -1,14 +1,14 @@
 //! The log encoding of a [`Command`]: what every replica decodes and applies.
 //!
-//! Layout (big-endian): `version u8 = 1`, `time_ms i64`, `session_id i64`, `xid i32`, `kind u8`,
-//! then for kind 0 (a client request) `opcode i32` + the jute request body, for kind 1
+//! Layout (big-endian): `version u8 = 1`, `time_ms i64`, `session_id i64`, `xid i32`, the auth
+//! ids (`count u16`, then per id `scheme` and `id` as `u16` length + UTF-8), `kind u8`, then for kind 0 (a client request) `opcode i32` + the jute request body, for kind 1
 //! (createSession) `timeout_ms i32` + `server_id u8`, and nothing for kind 2 (closeSession).
 //! The request body is kept in ZooKeeper's own encoding, so the log holds what the client sent.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use zk_protocol::Request;
 
-use crate::{Command, Op};
+use crate::{AuthId, Command, Op};
 
 const VERSION: u8 = 1;
 
@@ -37,6 +37,11 @@ impl Command {
         out.put_i64(self.time_ms);
         out.put_i64(self.session_id);
         out.put_i32(self.xid);
+        out.put_u16(u16::try_from(self.auth.len()).expect("fewer than 65536 auth ids"));
+        for a in &self.auth {
+            put_str(&mut out, &a.scheme);
+            put_str(&mut out, &a.id);
+        }
         match &self.op {
             Op::Request(req) => {
                 out.put_u8(0);
@@ -59,7 +64,7 @@ impl Command {
     /// Decodes a command from the log. The request body is decoded without a length limit
     /// beyond the entry itself: it was accepted under the limits when it was proposed.
     pub fn decode(mut bytes: Bytes) -> Result<Command, CommandDecodeError> {
-        if bytes.remaining() < 1 + 8 + 8 + 4 + 1 {
+        if bytes.remaining() < 1 + 8 + 8 + 4 {
             return Err(CommandDecodeError::Truncated);
         }
         let version = bytes.get_u8();
@@ -69,6 +74,19 @@ impl Command {
         let time_ms = bytes.get_i64();
         let session_id = bytes.get_i64();
         let xid = bytes.get_i32();
+        if bytes.remaining() < 2 {
+            return Err(CommandDecodeError::Truncated);
+        }
+        let count = bytes.get_u16();
+        let mut auth = Vec::with_capacity(usize::from(count).min(16));
+        for _ in 0..count {
+            let scheme = get_str(&mut bytes)?;
+            let id = get_str(&mut bytes)?;
+            auth.push(AuthId { scheme, id });
+        }
+        if bytes.remaining() < 1 {
+            return Err(CommandDecodeError::Truncated);
+        }
         let op = match bytes.get_u8() {
             0 => {
                 if bytes.remaining() < 4 {
@@ -94,9 +112,26 @@ impl Command {
             time_ms,
             session_id,
             xid,
+            auth,
             op,
         })
     }
+}
+
+fn put_str(out: &mut BytesMut, s: &str) {
+    out.put_u16(u16::try_from(s.len()).expect("auth ids are shorter than 64 KiB"));
+    out.put_slice(s.as_bytes());
+}
+
+fn get_str(bytes: &mut Bytes) -> Result<String, CommandDecodeError> {
+    if bytes.remaining() < 2 {
+        return Err(CommandDecodeError::Truncated);
+    }
+    let len = usize::from(bytes.get_u16());
+    if bytes.remaining() < len {
+        return Err(CommandDecodeError::Truncated);
+    }
+    Ok(String::from_utf8_lossy(&bytes.split_to(len)).into_owned())
 }
 
 #[cfg(test)]
@@ -113,6 +148,10 @@ mod tests {
                 time_ms: 1_700_000_000_000,
                 session_id: 0x0100_0000_0000_0007,
                 xid: 42,
+                auth: vec![
+                    AuthId::new("ip", "127.0.0.1"),
+                    AuthId::new("digest", "u:h="),
+                ],
                 op: Op::Request(Request::Create(
                     OpCode::Create2,
                     CreateRequest {
@@ -127,6 +166,7 @@ mod tests {
                 time_ms: 1,
                 session_id: 0,
                 xid: 0,
+                auth: vec![],
                 op: Op::CreateSession {
                     timeout_ms: 30_000,
                     server_id: 1,
@@ -136,6 +176,7 @@ mod tests {
                 time_ms: 2,
                 session_id: 9,
                 xid: -11,
+                auth: vec![],
                 op: Op::CloseSession,
             },
         ];

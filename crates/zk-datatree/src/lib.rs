@@ -11,16 +11,19 @@
 //! from [`Command::time_ms`], stamped once by the leader.
 //!
 //! # Layout
+//! - `acl`: ACL checks and fixup with the world, auth, digest and ip schemes.
 //! - `node`: [`Node`] and the Stat quirks.
 //! - `store`: [`TreeStore`], [`MemStore`], the multi journal.
 //! - `apply`: [`apply`], [`Command`], [`Outcome`], [`init_system_nodes`].
 //! - `codec`: the log encoding of a [`Command`].
 
+mod acl;
 mod apply;
 mod codec;
 mod node;
 mod store;
 
+pub use acl::{AuthId, check as check_acl, fixup as fixup_acl, mask_digests};
 pub use apply::{Applied, Command, Op, Outcome, Trigger, apply, init_system_nodes, session_id_for};
 pub use codec::CommandDecodeError;
 pub use node::{Node, owner_session};

@@ -56,6 +56,7 @@ impl Tree {
             &Command {
                 time_ms: 1_000 + self.zxid,
                 xid: 1,
+                auth: Vec::new(),
                 session_id: session,
                 op,
             },
@@ -326,4 +327,52 @@ fn session_ids_carry_the_server_id_and_never_look_special() {
     let high = session_id_for(i64::MAX, 254);
     assert_eq!((high >> 56) & 0xff, 254);
     assert_ne!(high, i64::MIN);
+}
+
+#[test]
+fn acls_are_fixed_up_checked_and_versioned() {
+    use zk_datatree::AuthId;
+    use zk_protocol::jute::proto::SetACLRequest;
+    let mut t = Tree::new();
+    let alice = vec![
+        AuthId::new("ip", "127.0.0.1"),
+        AuthId::new("digest", "alice:hash"),
+    ];
+    let as_alice = |t: &mut Tree, r: Request| {
+        t.zxid += 1;
+        apply(
+            &mut t.store,
+            t.zxid,
+            &Command {
+                time_ms: 1,
+                session_id: t.session,
+                xid: 1,
+                auth: alice.clone(),
+                op: Op::Request(r),
+            },
+        )
+        .outcome
+    };
+    // "auth" becomes the connection's digest id; ip does not count.
+    let mut req = create_req("/private", 0);
+    req.acl = Some(vec![ACL {
+        perms: 31,
+        id: Id { scheme: Some("auth".into()), id: Some(String::new()) },
+    }]);
+    assert!(matches!(as_alice(&mut t, Request::Create(OpCode::Create, req.clone())), Outcome::Created { .. }));
+    assert_eq!(t.node("/private").acl[0].id.id.as_deref(), Some("alice:hash"));
+    req.path = Some("/other".into());
+    assert_eq!(t.req(Request::Create(OpCode::Create, req)), Outcome::Error(ErrorCode::InvalidAcl));
+
+    // Others may not create below it, write it or change its ACL.
+    assert_eq!(t.create("/private/x", 0), Outcome::Error(ErrorCode::NoAuth));
+    let set = |version| {
+        Request::SetAcl(SetACLRequest { path: Some("/private".into()), acl: open_acl(), version })
+    };
+    assert_eq!(t.req(set(-1)), Outcome::Error(ErrorCode::NoAuth));
+    // Alice may, with the right ACL version.
+    assert_eq!(as_alice(&mut t, set(3)), Outcome::Error(ErrorCode::BadVersion));
+    let Outcome::AclSet(stat) = as_alice(&mut t, set(0)) else { panic!() };
+    assert_eq!((stat.aversion, stat.version), (1, 0));
+    assert!(matches!(t.create("/private/x", 0), Outcome::Created { .. }));
 }

@@ -8,8 +8,7 @@
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-/// An authenticated identity: (scheme, id).
-pub type AuthId = (String, String);
+pub use zk_datatree::AuthId;
 
 /// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))`.
 pub fn digest(user_password: &str) -> String {
@@ -21,11 +20,25 @@ pub fn digest(user_password: &str) -> String {
     )
 }
 
-/// Handles an auth packet: returns the id to add, or `None` for AUTHFAILED.
-pub fn authenticate(scheme: &str, auth: &[u8], peer_ip: &str) -> Option<AuthId> {
+/// Handles an auth packet: returns the ids to add, or `None` for AUTHFAILED. A digest equal
+/// to the configured super digest also makes the connection `super`, which bypasses ACLs.
+pub fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    peer_ip: &str,
+    super_digest: Option<&str>,
+) -> Option<Vec<AuthId>> {
     match scheme {
-        "digest" => Some(("digest".into(), digest(&String::from_utf8_lossy(auth)))),
-        "ip" => Some(("ip".into(), peer_ip.to_string())),
+        "digest" => {
+            let d = digest(&String::from_utf8_lossy(auth));
+            let mut ids = Vec::with_capacity(2);
+            if super_digest == Some(d.as_str()) {
+                ids.push(AuthId::new("super", ""));
+            }
+            ids.push(AuthId::new("digest", d));
+            Some(ids)
+        }
+        "ip" => Some(vec![AuthId::new("ip", peer_ip)]),
         _ => None,
     }
 }
@@ -46,7 +59,14 @@ mod tests {
     fn digest_matches_zookeeper() {
         // ZooKeeper's documented super:test digest (verified with generateDigest).
         assert_eq!(digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
-        assert_eq!(authenticate("foo", b"x", "127.0.0.1"), None);
+        assert_eq!(authenticate("foo", b"x", "127.0.0.1", None), None);
+        let su = authenticate(
+            "digest",
+            b"super:test",
+            "127.0.0.1",
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="),
+        );
+        assert_eq!(su.unwrap()[0], AuthId::new("super", ""));
         assert_eq!(user_name("digest", "alice:abc="), "alice");
     }
 }

@@ -33,6 +33,9 @@ pub struct SessionConfig {
     /// What `srvr`, `stat` and `mntr` report as the server's mode: `standalone`, or `leader`
     /// when zoo.cfg says `standaloneEnabled=false` (a one-member ensemble, as ZooKeeper does).
     pub mode: String,
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:<digest>`; a connection that
+    /// authenticates with it bypasses every ACL.
+    pub super_digest: Option<String>,
 }
 
 /// `4lw.commands.whitelist`.
@@ -85,6 +88,7 @@ impl Default for SessionConfig {
             data_dir: "data".into(),
             data_log_dir: "data".into(),
             mode: "standalone".into(),
+            super_digest: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tracing::debug;
 use zk_datatree::{Command, Op};
+use zk_datatree::{check_acl, mask_digests};
 use zk_protocol::frame::{FrameStart, frame_start};
 use zk_protocol::handshake::{decode_connect_request, encode_connect_response};
 use zk_protocol::jute::Record;
@@ -28,7 +29,7 @@ use zk_protocol::jute::proto::{
 };
 use zk_protocol::multi::{MultiOp, MultiResult};
 use zk_protocol::watch::EventType;
-use zk_protocol::{ErrorCode, OpCode, Request, RequestError, xid};
+use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 
 use crate::auth;
 use crate::backend::{Backend, TreeRead};
@@ -130,6 +131,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
             time_ms: 0,
             session_id: 0,
             xid: token,
+            auth: Vec::new(),
             op: Op::CreateSession {
                 timeout_ms: timeout,
                 server_id: server.config.server_id,
@@ -194,7 +196,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
         session_id,
         tx,
         peer,
-        auth: vec![("ip".to_string(), peer.ip().to_string())],
+        auth: vec![auth::AuthId::new("ip", peer.ip().to_string())],
     };
     let mut writer = writer;
     loop {
@@ -341,6 +343,7 @@ impl<B: Backend> Conn<B> {
                     time_ms: 0,
                     session_id: self.session_id,
                     xid,
+                    auth: Vec::new(),
                     op: Op::CloseSession,
                 };
                 self.server.tracker.forget(self.session_id);
@@ -366,10 +369,14 @@ impl<B: Backend> Conn<B> {
             Request::Auth(packet) => {
                 let scheme = packet.scheme.unwrap_or_default();
                 let data = packet.auth.unwrap_or_default();
-                match auth::authenticate(&scheme, &data, &self.peer.ip().to_string()) {
-                    Some(id) => {
-                        if !self.auth.contains(&id) {
-                            self.auth.push(id);
+                let super_digest = self.server.config.super_digest.as_deref();
+                match auth::authenticate(&scheme, &data, &self.peer.ip().to_string(), super_digest)
+                {
+                    Some(ids) => {
+                        for id in ids {
+                            if !self.auth.contains(&id) {
+                                self.auth.push(id);
+                            }
                         }
                         self.send(self.header(xid::AUTH, 0, ErrorCode::Ok));
                         true
@@ -396,9 +403,9 @@ impl<B: Backend> Conn<B> {
                     client_info: Some(
                         self.auth
                             .iter()
-                            .map(|(scheme, id)| ClientInfo {
-                                auth_scheme: Some(scheme.clone()),
-                                user: Some(auth::user_name(scheme, id)),
+                            .map(|a| ClientInfo {
+                                auth_scheme: Some(a.scheme.clone()),
+                                user: Some(auth::user_name(&a.scheme, &a.id)),
                             })
                             .collect(),
                     ),
@@ -428,6 +435,7 @@ impl<B: Backend> Conn<B> {
             time_ms: 0,
             session_id: self.session_id,
             xid,
+            auth: self.auth.clone(),
             op: Op::Request(request),
         };
         match self.server.backend.propose(cmd).await {
@@ -471,6 +479,10 @@ impl<B: Backend> Conn<B> {
                     return Err(ErrorCode::BadArguments);
                 }
                 let node = tree.node(&path);
+                if let Some(n) = &node {
+                    // ZooKeeper 3.9.2+ checks READ on an existing node.
+                    check_acl(&n.acl, perms::READ, &self.auth)?;
+                }
                 if req.watch {
                     // An exists watch is set on a missing node too.
                     self.watch(WatchKind::Data, &path);
@@ -481,6 +493,7 @@ impl<B: Backend> Conn<B> {
             Request::GetData(req) => {
                 let path = path_of(&req.path)?;
                 let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                check_acl(&node.acl, perms::READ, &self.auth)?;
                 if req.watch {
                     self.watch(WatchKind::Data, &path);
                 }
@@ -492,7 +505,8 @@ impl<B: Backend> Conn<B> {
             }
             Request::GetChildren(req) => {
                 let path = path_of(&req.path)?;
-                tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                check_acl(&node.acl, perms::READ, &self.auth)?;
                 if req.watch {
                     self.watch(WatchKind::Child, &path);
                 }
@@ -504,6 +518,7 @@ impl<B: Backend> Conn<B> {
             Request::GetChildren2(req) => {
                 let path = path_of(&req.path)?;
                 let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                check_acl(&node.acl, perms::READ, &self.auth)?;
                 if req.watch {
                     self.watch(WatchKind::Child, &path);
                 }
@@ -516,15 +531,23 @@ impl<B: Backend> Conn<B> {
             Request::GetAcl(req) => {
                 let path = path_of(&req.path)?;
                 let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                check_acl(&node.acl, perms::READ | perms::ADMIN, &self.auth)?;
+                // Without ADMIN, digest hashes are masked (CVE-2019-0201).
+                let acl = if check_acl(&node.acl, perms::ADMIN, &self.auth).is_ok() {
+                    node.acl.clone()
+                } else {
+                    mask_digests(&node.acl)
+                };
                 let resp = GetACLResponse {
                     stat: node.stat(),
-                    acl: Some(node.acl),
+                    acl: Some(acl),
                 };
                 Box::new(move |c, xid, zxid| c.body(xid, zxid, &resp))
             }
             Request::GetAllChildrenNumber(req) => {
                 let path = path_of(&req.path)?;
-                tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
+                check_acl(&node.acl, perms::READ, &self.auth)?;
                 let total = count_descendants(tree, &path);
                 let resp = GetAllChildrenNumberResponse {
                     total_number: i32::try_from(total).unwrap_or(i32::MAX),

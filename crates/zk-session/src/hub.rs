@@ -11,7 +11,7 @@ use zk_datatree::{Applied, Command, Op, Outcome};
 use zk_protocol::frame::write_frame;
 use zk_protocol::jute::Record;
 use zk_protocol::jute::proto::{
-    Create2Response, CreateResponse, ReplyHeader, SetDataResponse, WatcherEvent,
+    Create2Response, CreateResponse, ReplyHeader, SetACLResponse, SetDataResponse, WatcherEvent,
 };
 use zk_protocol::multi::encode_multi_response;
 use zk_protocol::watch::KeeperState;
@@ -204,6 +204,10 @@ fn write_reply(opcode: OpCode, xid: i32, zxid: i64, outcome: &Outcome) -> Bytes 
         }
         Outcome::DataSet(stat) => {
             let body = SetDataResponse { stat: stat.clone() };
+            reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+        }
+        Outcome::AclSet(stat) => {
+            let body = SetACLResponse { stat: stat.clone() };
             reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
         }
         Outcome::Multi(results) => reply(

@@ -195,6 +195,7 @@ impl<B: Backend> Server<B> {
                     time_ms: 0,
                     session_id,
                     xid: 0,
+                    auth: Vec::new(),
                     op: Op::CloseSession,
                 };
                 if let Err(e) = self.backend.propose(cmd).await {

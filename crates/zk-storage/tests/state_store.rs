@@ -218,6 +218,7 @@ fn commands(steps: &[Step]) -> Vec<Command> {
             time_ms: 1000 + zxid,
             session_id,
             xid: i as i32,
+            auth: Vec::new(),
             op,
         });
     }
