@@ -23,12 +23,12 @@ use zk_protocol::handshake::{decode_connect_request, encode_connect_response};
 use zk_protocol::jute::Record;
 use zk_protocol::jute::data::ClientInfo;
 use zk_protocol::jute::proto::{
-    ConnectResponse, ExistsResponse, GetACLResponse, GetAllChildrenNumberResponse,
+    ConnectResponse, ErrorResponse, ExistsResponse, GetACLResponse, GetAllChildrenNumberResponse,
     GetChildren2Response, GetChildrenResponse, GetDataResponse, GetEphemeralsResponse,
     RequestHeader, SyncResponse, WhoAmIResponse,
 };
 use zk_protocol::multi::{MultiOp, MultiResult};
-use zk_protocol::watch::EventType;
+use zk_protocol::watch::{AddWatchMode, EventType, WatcherType};
 use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 
 use crate::auth;
@@ -394,8 +394,41 @@ impl<B: Backend> Conn<B> {
                 true
             }
             Request::SetWatches2(sw) => {
+                // Persistent watches are simply registered again (DataTree.setWatches).
+                for path in sw.persistent_watches.unwrap_or_default() {
+                    self.watch(WatchKind::Persistent, &path);
+                }
+                for path in sw.persistent_recursive_watches.unwrap_or_default() {
+                    self.watch(WatchKind::PersistentRecursive, &path);
+                }
                 let z = sw.relative_zxid;
                 self.set_watches(xid, z, sw.data_watches, sw.exist_watches, sw.child_watches);
+                true
+            }
+            Request::AddWatch(req) => {
+                let kind = match AddWatchMode::from_i32(req.mode) {
+                    Some(AddWatchMode::Persistent) => WatchKind::Persistent,
+                    Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                    None => {
+                        self.send(self.header(xid, last(), ErrorCode::MarshallingError));
+                        return true;
+                    }
+                };
+                let path = req.path.unwrap_or_default();
+                let backend = Arc::clone(&self.server.backend);
+                // Registered under the read gate, like a read, so no event slips between.
+                backend.read(|_| {
+                    self.watch(kind, &path);
+                    self.send(self.body(xid, backend.last_applied(), &ErrorResponse { err: 0 }));
+                });
+                true
+            }
+            Request::CheckWatches(req) => {
+                self.find_watch(xid, req.path, req.r#type, false);
+                true
+            }
+            Request::RemoveWatches(req) => {
+                self.find_watch(xid, req.path, req.r#type, true);
                 true
             }
             Request::WhoAmI => {
@@ -413,10 +446,7 @@ impl<B: Backend> Conn<B> {
                 self.send(self.body(xid, last(), &info));
                 true
             }
-            Request::Sasl(_)
-            | Request::AddWatch(_)
-            | Request::CheckWatches(_)
-            | Request::RemoveWatches(_) => {
+            Request::Sasl(_) => {
                 // Issue 4.
                 self.send(self.header(xid, last(), ErrorCode::Unimplemented));
                 false
@@ -459,6 +489,26 @@ impl<B: Backend> Conn<B> {
             };
             self.send(frame);
         });
+    }
+
+    /// checkWatches / removeWatches: NOWATCHER when the session has no such watch.
+    fn find_watch(&self, xid: i32, path: Option<String>, watcher_type: i32, remove: bool) {
+        let last = self.server.backend.last_applied();
+        let Some(watcher_type) = WatcherType::from_i32(watcher_type) else {
+            self.send(self.header(xid, last, ErrorCode::MarshallingError));
+            return;
+        };
+        let path = path.unwrap_or_default();
+        let found = self
+            .server
+            .hub
+            .find_watch(watcher_type, &path, self.session_id, remove);
+        let code = if found {
+            ErrorCode::Ok
+        } else {
+            ErrorCode::NoWatcher
+        };
+        self.send(self.header(xid, last, code));
     }
 
     fn watch(&self, kind: WatchKind, path: &str) {

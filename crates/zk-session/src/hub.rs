@@ -298,6 +298,23 @@ impl Hub {
         self.lock().watches.add(kind, path, session_id);
     }
 
+    /// checkWatches (`remove` false) or removeWatches (`remove` true): whether the session had
+    /// such a watch on `path`.
+    pub fn find_watch(
+        &self,
+        watcher_type: zk_protocol::watch::WatcherType,
+        path: &str,
+        session_id: i64,
+        remove: bool,
+    ) -> bool {
+        let mut st = self.lock();
+        if remove {
+            st.watches.remove_type(watcher_type, path, session_id)
+        } else {
+            st.watches.contains(watcher_type, path, session_id)
+        }
+    }
+
     /// Sends a notification to a session's connection, if it is here.
     pub fn notify(&self, session_id: i64, frame: Bytes) {
         if let Some(c) = self.lock().connections.get(&session_id) {

@@ -401,3 +401,72 @@ async fn four_letter_words_and_the_whitelist() {
         "envi is not executed because it is not in the whitelist.\n"
     );
 }
+
+#[tokio::test]
+async fn persistent_watches_stay_and_can_be_removed() {
+    use zk_protocol::jute::proto::{
+        AddWatchRequest, CheckWatchesRequest, ErrorResponse, RemoveWatchesRequest,
+    };
+    let addr = start(config()).await;
+    let mut w = Raw::connect(addr).await;
+    let mut c = Raw::connect(addr).await;
+    c.call(&create("/r", None, 0)).await;
+    let (h, body) = w
+        .call(&Request::AddWatch(AddWatchRequest {
+            path: Some("/r".into()),
+            mode: 1,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        ErrorResponse::from_bytes(body).unwrap().err,
+        0,
+        "addWatch answers a 4-byte ErrorResponse(0)"
+    );
+    c.call(&create("/r/a", None, 0)).await;
+    c.call(&Request::SetData(SetDataRequest {
+        path: Some("/r/a".into()),
+        data: None,
+        version: -1,
+    }))
+    .await;
+    c.call(&Request::SetData(SetDataRequest {
+        path: Some("/r".into()),
+        data: None,
+        version: -1,
+    }))
+    .await;
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        let (h, body) = w.recv().await.unwrap();
+        assert_eq!(h.xid, -1);
+        let ev = WatcherEvent::from_bytes(body).unwrap();
+        events.push((ev.r#type, ev.path.unwrap()));
+    }
+    assert_eq!(
+        events,
+        vec![
+            (EventType::NodeCreated as i32, "/r/a".to_string()),
+            (EventType::NodeDataChanged as i32, "/r/a".to_string()),
+            (EventType::NodeDataChanged as i32, "/r".to_string()),
+        ],
+        "recursive: the node and its descendants, and no NodeChildrenChanged"
+    );
+    let check = |t: i32| {
+        Request::CheckWatches(CheckWatchesRequest {
+            path: Some("/r".into()),
+            r#type: t,
+        })
+    };
+    assert_eq!(w.call(&check(5)).await.0.err, 0);
+    assert_eq!(w.call(&check(2)).await.0.err, ErrorCode::NoWatcher.code());
+    let remove = Request::RemoveWatches(RemoveWatchesRequest {
+        path: Some("/r".into()),
+        r#type: 3,
+    });
+    assert_eq!(w.call(&remove).await.0.err, 0);
+    assert_eq!(w.call(&remove).await.0.err, ErrorCode::NoWatcher.code());
+    c.call(&create("/r/b", None, 0)).await;
+    let (h, _) = w.call(&get("/r", false)).await;
+    assert!(h.xid > 0, "no event after removeWatches");
+}
