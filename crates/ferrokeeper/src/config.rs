@@ -112,6 +112,15 @@ impl Config {
                 | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     c.session.super_digest = Some(v.clone())
                 }
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    c.session.extended_types = v == "true"
+                }
+                "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
+                    c.session.container_check_interval_ms = u64::try_from(num(k, v)?)?
+                }
+                "znode.container.maxPerMinute" | "zookeeper.znode.container.maxPerMinute" => {
+                    c.session.container_max_per_minute = u32::try_from(num(k, v)?)?
+                }
                 "standaloneEnabled" => {
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }

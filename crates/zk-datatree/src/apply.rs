@@ -9,7 +9,10 @@ use zk_protocol::jute::proto::{
 use zk_protocol::multi::{MultiOp, MultiResult};
 use zk_protocol::path::validate_path;
 use zk_protocol::watch::EventType;
-use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, CreateMode, ErrorCode, OpCode, Request, perms};
+use zk_protocol::{
+    CONTAINER_EPHEMERAL_OWNER, CreateMode, ErrorCode, MAX_TTL_MS, OpCode, Request,
+    TTL_OWNER_PREFIX, perms,
+};
 
 use crate::acl::{self, AuthId};
 use crate::node::Node;
@@ -26,6 +29,8 @@ pub struct Command {
     pub xid: i32,
     /// The connection's authenticated ids at the time of the request (ACL checks at apply).
     pub auth: Vec<AuthId>,
+    /// `zookeeper.extendedTypesEnabled` on the server that proposed it (TTL nodes).
+    pub extended_types: bool,
     /// What to do.
     pub op: Op,
 }
@@ -44,6 +49,13 @@ pub enum Op {
     },
     /// Close `Command::session_id` (client close or expiry): its ephemerals are deleted.
     CloseSession,
+    /// Delete an empty container that had children, or an empty TTL node unmodified for longer
+    /// than its TTL (the leader's reaper, ZooKeeper's `ContainerManager`). The conditions are
+    /// checked again at apply with the command's time, so a stale decision deletes nothing.
+    Reap {
+        /// The container or TTL node.
+        path: String,
+    },
 }
 
 /// A watch trigger produced by apply: the event fires the watches set on `path`.
@@ -144,6 +156,7 @@ struct Ctx<'t> {
     time_ms: i64,
     session_id: i64,
     auth: &'t [AuthId],
+    extended_types: bool,
     triggers: &'t mut Vec<Trigger>,
 }
 
@@ -152,11 +165,21 @@ fn create<S: TreeStore + ?Sized>(
     ctx: &mut Ctx<'_>,
     opcode: OpCode,
     req: &CreateRequest,
+    ttl: i64,
 ) -> Result<(String, Stat), ErrorCode> {
     let mode = CreateMode::from_flags(req.flags)?;
-    if mode.is_ttl() {
-        // createTTL and TTL modes need zookeeper.extendedTypesEnabled (off by default).
+    // PrepRequestProcessor.validateCreateRequest: TTL modes need
+    // zookeeper.extendedTypesEnabled, then EphemeralType.validateTTL.
+    if mode.is_ttl() && !ctx.extended_types {
         return Err(ErrorCode::Unimplemented);
+    }
+    let ttl_ok = if mode.is_ttl() {
+        ttl > 0 && ttl <= MAX_TTL_MS
+    } else {
+        ttl < 0
+    };
+    if !ttl_ok {
+        return Err(ErrorCode::BadArguments);
     }
     check_session(store, ctx.session_id)?;
     let path = req.path.as_deref().ok_or(ErrorCode::BadArguments)?;
@@ -178,6 +201,8 @@ fn create<S: TreeStore + ?Sized>(
     }
     let ephemeral_owner = if opcode == OpCode::CreateContainer {
         CONTAINER_EPHEMERAL_OWNER
+    } else if mode.is_ttl() {
+        TTL_OWNER_PREFIX | ttl
     } else if mode.is_ephemeral() {
         ctx.session_id
     } else {
@@ -324,12 +349,13 @@ fn multi<S: TreeStore + ?Sized>(
             time_ms: ctx.time_ms,
             session_id: ctx.session_id,
             auth: ctx.auth,
+            extended_types: ctx.extended_types,
             triggers: &mut triggers,
         };
         let result = match op {
             MultiOp::Create(_, req) => {
                 let opcode = multi_create_opcode(req.flags);
-                create(&mut journal, &mut sub, opcode, req).map(|(path, stat)| {
+                create(&mut journal, &mut sub, opcode, req, -1).map(|(path, stat)| {
                     if opcode == OpCode::Create {
                         MultiResult::Create(path)
                     } else {
@@ -337,7 +363,11 @@ fn multi<S: TreeStore + ?Sized>(
                     }
                 })
             }
-            MultiOp::CreateTtl(_) => Err(ErrorCode::Unimplemented),
+            MultiOp::CreateTtl(req) => {
+                let (create_req, ttl) = split_ttl(req);
+                create(&mut journal, &mut sub, OpCode::CreateTtl, &create_req, ttl)
+                    .map(|(path, stat)| MultiResult::Create2(path, stat))
+            }
             MultiOp::Delete(req) => {
                 delete(&mut journal, &mut sub, req).map(|()| MultiResult::Delete)
             }
@@ -377,6 +407,64 @@ fn multi<S: TreeStore + ?Sized>(
     }
 }
 
+/// A createTTL request as a create request and its TTL.
+fn split_ttl(r: &zk_protocol::jute::proto::CreateTTLRequest) -> (CreateRequest, i64) {
+    (
+        CreateRequest {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            acl: r.acl.clone(),
+            flags: r.flags,
+        },
+        r.ttl,
+    )
+}
+
+/// Whether a container or TTL node is due for deletion at `now_ms` (`ContainerManager`'s
+/// candidates): empty, and a container that had children, or a TTL node unmodified for longer
+/// than its TTL.
+pub fn reapable(node: &Node, now_ms: i64) -> bool {
+    if node.num_children != 0 {
+        return false;
+    }
+    if node.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER {
+        return node.cversion > 0;
+    }
+    match crate::node::ttl_of(node.ephemeral_owner) {
+        Some(ttl) if ttl > 0 => now_ms.saturating_sub(node.mtime) > ttl,
+        _ => false,
+    }
+}
+
+fn reap<S: TreeStore + ?Sized>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+) -> Result<(), ErrorCode> {
+    let parent_path = parent_for_write(path)?;
+    let node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    if node.num_children > 0 {
+        return Err(ErrorCode::NotEmpty);
+    }
+    if !reapable(&node, ctx.time_ms) {
+        return Err(ErrorCode::BadVersion);
+    }
+    let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    store.remove_node(path);
+    parent.num_children -= 1;
+    parent.pzxid = parent.pzxid.max(ctx.zxid);
+    store.put_node(parent_path, parent);
+    ctx.triggers.push(Trigger {
+        path: path.to_string(),
+        event: EventType::NodeDeleted,
+    });
+    ctx.triggers.push(Trigger {
+        path: parent_path.to_string(),
+        event: EventType::NodeChildrenChanged,
+    });
+    Ok(())
+}
+
 fn close_session<S: TreeStore + ?Sized>(store: &mut S, ctx: &mut Ctx<'_>) -> Outcome {
     if store.session(ctx.session_id).is_none() {
         return Outcome::Error(ErrorCode::SessionExpired);
@@ -413,6 +501,7 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
         time_ms: cmd.time_ms,
         session_id: cmd.session_id,
         auth: &cmd.auth,
+        extended_types: cmd.extended_types,
         triggers: &mut triggers,
     };
     let outcome = match &cmd.op {
@@ -430,18 +519,26 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
             Outcome::SessionCreated { session_id }
         }
         Op::CloseSession => close_session(store, &mut ctx),
+        Op::Reap { path } => reap(store, &mut ctx, path)
+            .map(|()| Outcome::Deleted)
+            .unwrap_or_else(Outcome::Error),
         Op::Request(req) => {
             let result = match req {
                 Request::Create(
                     op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer),
                     r,
-                ) => create(store, &mut ctx, *op, r)
+                ) => create(store, &mut ctx, *op, r, -1)
                     .map(|(path, stat)| Outcome::Created { path, stat }),
+                Request::CreateTtl(r) => {
+                    let (create_req, ttl) = split_ttl(r);
+                    create(store, &mut ctx, OpCode::CreateTtl, &create_req, ttl)
+                        .map(|(path, stat)| Outcome::Created { path, stat })
+                }
                 Request::Delete(r) => delete(store, &mut ctx, r).map(|()| Outcome::Deleted),
                 Request::SetData(r) => set_data(store, &mut ctx, r).map(Outcome::DataSet),
                 Request::SetAcl(r) => set_acl(store, &mut ctx, r).map(Outcome::AclSet),
                 Request::Multi(ops) => Ok(Outcome::Multi(multi(store, &mut ctx, ops))),
-                // Not yet applied by ferrokeeper: createTTL, reconfig (issue 4).
+                // Not yet applied by ferrokeeper: reconfig (issue 4).
                 _ => Err(ErrorCode::Unimplemented),
             };
             result.unwrap_or_else(Outcome::Error)

@@ -1,8 +1,10 @@
 //! The log encoding of a [`Command`]: what every replica decodes and applies.
 //!
 //! Layout (big-endian): `version u8 = 1`, `time_ms i64`, `session_id i64`, `xid i32`, the auth
-//! ids (`count u16`, then per id `scheme` and `id` as `u16` length + UTF-8), `kind u8`, then for kind 0 (a client request) `opcode i32` + the jute request body, for kind 1
-//! (createSession) `timeout_ms i32` + `server_id u8`, and nothing for kind 2 (closeSession).
+//! ids (`count u16`, then per id `scheme` and `id` as `u16` length + UTF-8), `extended_types u8`,
+//! `kind u8`, then for kind 0 (a client request) `opcode i32` + the jute request body, for kind 1
+//! (createSession) `timeout_ms i32` + `server_id u8`, nothing for kind 2 (closeSession), and
+//! the path for kind 3 (reap).
 //! The request body is kept in ZooKeeper's own encoding, so the log holds what the client sent.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -42,6 +44,7 @@ impl Command {
             put_str(&mut out, &a.scheme);
             put_str(&mut out, &a.id);
         }
+        out.put_u8(u8::from(self.extended_types));
         match &self.op {
             Op::Request(req) => {
                 out.put_u8(0);
@@ -57,6 +60,10 @@ impl Command {
                 out.put_u8(*server_id);
             }
             Op::CloseSession => out.put_u8(2),
+            Op::Reap { path } => {
+                out.put_u8(3);
+                put_str(&mut out, path);
+            }
         }
         out.freeze()
     }
@@ -84,9 +91,10 @@ impl Command {
             let id = get_str(&mut bytes)?;
             auth.push(AuthId { scheme, id });
         }
-        if bytes.remaining() < 1 {
+        if bytes.remaining() < 2 {
             return Err(CommandDecodeError::Truncated);
         }
+        let extended_types = bytes.get_u8() != 0;
         let op = match bytes.get_u8() {
             0 => {
                 if bytes.remaining() < 4 {
@@ -106,6 +114,9 @@ impl Command {
                 }
             }
             2 => Op::CloseSession,
+            3 => Op::Reap {
+                path: get_str(&mut bytes)?,
+            },
             kind => return Err(CommandDecodeError::Kind(kind)),
         };
         Ok(Command {
@@ -113,6 +124,7 @@ impl Command {
             session_id,
             xid,
             auth,
+            extended_types,
             op,
         })
     }
@@ -152,6 +164,7 @@ mod tests {
                     AuthId::new("ip", "127.0.0.1"),
                     AuthId::new("digest", "u:h="),
                 ],
+                extended_types: false,
                 op: Op::Request(Request::Create(
                     OpCode::Create2,
                     CreateRequest {
@@ -167,6 +180,7 @@ mod tests {
                 session_id: 0,
                 xid: 0,
                 auth: vec![],
+                extended_types: false,
                 op: Op::CreateSession {
                     timeout_ms: 30_000,
                     server_id: 1,
@@ -177,7 +191,16 @@ mod tests {
                 session_id: 9,
                 xid: -11,
                 auth: vec![],
+                extended_types: true,
                 op: Op::CloseSession,
+            },
+            Command {
+                time_ms: 3,
+                session_id: 0,
+                xid: 0,
+                auth: vec![],
+                extended_types: false,
+                op: Op::Reap { path: "/c".into() },
             },
         ];
         for cmd in &commands {

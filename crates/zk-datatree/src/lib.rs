@@ -24,7 +24,9 @@ mod node;
 mod store;
 
 pub use acl::{AuthId, check as check_acl, fixup as fixup_acl, mask_digests};
-pub use apply::{Applied, Command, Op, Outcome, Trigger, apply, init_system_nodes, session_id_for};
+pub use apply::{
+    Applied, Command, Op, Outcome, Trigger, apply, init_system_nodes, reapable, session_id_for,
+};
 pub use codec::CommandDecodeError;
-pub use node::{Node, owner_session};
+pub use node::{Node, index_owner, owner_session, ttl_of};
 pub use store::{MemStore, Session, TreeStore, split_parent};

@@ -70,3 +70,25 @@ pub fn owner_session(ephemeral_owner: i64) -> Option<i64> {
         || (ephemeral_owner & TTL_OWNER_PREFIX) == TTL_OWNER_PREFIX;
     (ephemeral_owner != 0 && !special).then_some(ephemeral_owner)
 }
+
+/// The key under which a node is indexed in the store's owner index: its session for an
+/// ephemeral, [`CONTAINER_EPHEMERAL_OWNER`] for every container, [`TTL_OWNER_PREFIX`] for every
+/// TTL node (whatever its TTL); `None` for an ordinary node. No session id can collide with the
+/// two markers (session ids never have the high byte 0xff, and are never `i64::MIN`).
+pub fn index_owner(ephemeral_owner: i64) -> Option<i64> {
+    if ephemeral_owner == 0 {
+        None
+    } else if ephemeral_owner == CONTAINER_EPHEMERAL_OWNER {
+        Some(CONTAINER_EPHEMERAL_OWNER)
+    } else if (ephemeral_owner & TTL_OWNER_PREFIX) == TTL_OWNER_PREFIX {
+        Some(TTL_OWNER_PREFIX)
+    } else {
+        Some(ephemeral_owner)
+    }
+}
+
+/// The TTL in ms of a TTL node's `ephemeralOwner`, if it is one.
+pub fn ttl_of(ephemeral_owner: i64) -> Option<i64> {
+    ((ephemeral_owner & TTL_OWNER_PREFIX) == TTL_OWNER_PREFIX && ephemeral_owner != -1)
+        .then_some(ephemeral_owner & zk_protocol::MAX_TTL_MS)
+}

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::node::{Node, owner_session};
+use crate::node::{Node, index_owner};
 
 /// A session as the replicated state knows it (liveness is not replicated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +25,8 @@ pub trait TreeStore {
     fn remove_node(&mut self, path: &str);
     /// Returns the names of the children of `path`, sorted.
     fn children(&self, path: &str) -> Vec<String>;
-    /// Returns the paths of the ephemerals owned by `session_id`, sorted.
+    /// Returns the paths indexed under an owner, sorted: a session's ephemerals, or every
+    /// container / TTL node for the markers of [`crate::index_owner`].
     fn ephemerals(&self, session_id: i64) -> Vec<String>;
     /// Returns the session `session_id`.
     fn session(&self, session_id: i64) -> Option<Session>;
@@ -72,12 +73,15 @@ impl TreeStore for MemStore {
     }
 
     fn put_node(&mut self, path: &str, node: Node) {
-        if let Some(old) = self.nodes.get(path).and_then(Node::owner_session)
+        if let Some(old) = self
+            .nodes
+            .get(path)
+            .and_then(|n| index_owner(n.ephemeral_owner))
             && let Some(set) = self.ephemerals.get_mut(&old)
         {
             set.remove(path);
         }
-        if let Some(owner) = node.owner_session() {
+        if let Some(owner) = index_owner(node.ephemeral_owner) {
             self.ephemerals
                 .entry(owner)
                 .or_default()
@@ -97,7 +101,7 @@ impl TreeStore for MemStore {
         let Some(old) = self.nodes.remove(path) else {
             return;
         };
-        if let Some(owner) = owner_session(old.ephemeral_owner)
+        if let Some(owner) = index_owner(old.ephemeral_owner)
             && let Some(set) = self.ephemerals.get_mut(&owner)
         {
             set.remove(path);

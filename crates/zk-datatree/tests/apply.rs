@@ -57,6 +57,7 @@ impl Tree {
                 time_ms: 1_000 + self.zxid,
                 xid: 1,
                 auth: Vec::new(),
+                extended_types: false,
                 session_id: session,
                 op,
             },
@@ -348,6 +349,7 @@ fn acls_are_fixed_up_checked_and_versioned() {
                 session_id: t.session,
                 xid: 1,
                 auth: alice.clone(),
+                extended_types: false,
                 op: Op::Request(r),
             },
         )
@@ -357,22 +359,134 @@ fn acls_are_fixed_up_checked_and_versioned() {
     let mut req = create_req("/private", 0);
     req.acl = Some(vec![ACL {
         perms: 31,
-        id: Id { scheme: Some("auth".into()), id: Some(String::new()) },
+        id: Id {
+            scheme: Some("auth".into()),
+            id: Some(String::new()),
+        },
     }]);
-    assert!(matches!(as_alice(&mut t, Request::Create(OpCode::Create, req.clone())), Outcome::Created { .. }));
-    assert_eq!(t.node("/private").acl[0].id.id.as_deref(), Some("alice:hash"));
+    assert!(matches!(
+        as_alice(&mut t, Request::Create(OpCode::Create, req.clone())),
+        Outcome::Created { .. }
+    ));
+    assert_eq!(
+        t.node("/private").acl[0].id.id.as_deref(),
+        Some("alice:hash")
+    );
     req.path = Some("/other".into());
-    assert_eq!(t.req(Request::Create(OpCode::Create, req)), Outcome::Error(ErrorCode::InvalidAcl));
+    assert_eq!(
+        t.req(Request::Create(OpCode::Create, req)),
+        Outcome::Error(ErrorCode::InvalidAcl)
+    );
 
     // Others may not create below it, write it or change its ACL.
     assert_eq!(t.create("/private/x", 0), Outcome::Error(ErrorCode::NoAuth));
     let set = |version| {
-        Request::SetAcl(SetACLRequest { path: Some("/private".into()), acl: open_acl(), version })
+        Request::SetAcl(SetACLRequest {
+            path: Some("/private".into()),
+            acl: open_acl(),
+            version,
+        })
     };
     assert_eq!(t.req(set(-1)), Outcome::Error(ErrorCode::NoAuth));
     // Alice may, with the right ACL version.
-    assert_eq!(as_alice(&mut t, set(3)), Outcome::Error(ErrorCode::BadVersion));
-    let Outcome::AclSet(stat) = as_alice(&mut t, set(0)) else { panic!() };
+    assert_eq!(
+        as_alice(&mut t, set(3)),
+        Outcome::Error(ErrorCode::BadVersion)
+    );
+    let Outcome::AclSet(stat) = as_alice(&mut t, set(0)) else {
+        panic!()
+    };
     assert_eq!((stat.aversion, stat.version), (1, 0));
     assert!(matches!(t.create("/private/x", 0), Outcome::Created { .. }));
+}
+
+#[test]
+fn ttl_nodes_need_extended_types_and_a_valid_ttl() {
+    use zk_protocol::jute::proto::CreateTTLRequest;
+    let mut t = Tree::new();
+    let ttl_req = |flags, ttl| {
+        Request::CreateTtl(CreateTTLRequest {
+            path: Some("/t".into()),
+            data: None,
+            acl: open_acl(),
+            flags,
+            ttl,
+        })
+    };
+    let run = |t: &mut Tree, r: Request, extended_types: bool| {
+        t.zxid += 1;
+        let cmd = Command {
+            time_ms: 5_000,
+            session_id: t.session,
+            xid: 1,
+            auth: vec![],
+            extended_types,
+            op: Op::Request(r),
+        };
+        apply(&mut t.store, t.zxid, &cmd).outcome
+    };
+    assert_eq!(
+        run(&mut t, ttl_req(5, 100), false),
+        Outcome::Error(ErrorCode::Unimplemented)
+    );
+    assert_eq!(
+        run(&mut t, ttl_req(5, 0), true),
+        Outcome::Error(ErrorCode::BadArguments)
+    );
+    assert_eq!(
+        run(&mut t, ttl_req(0, 100), true),
+        Outcome::Error(ErrorCode::BadArguments)
+    );
+    assert_eq!(t.create("/t", 5), Outcome::Error(ErrorCode::Unimplemented));
+    let Outcome::Created { stat, .. } = run(&mut t, ttl_req(5, 100), true) else {
+        panic!()
+    };
+    assert_eq!(stat.ephemeral_owner as u64, 0xFF00_0000_0000_0064);
+    let node = t.node("/t");
+    assert!(!zk_datatree::reapable(&node, 5_050), "younger than its TTL");
+    assert!(zk_datatree::reapable(&node, 5_101));
+    t.create("/t/child", 0);
+    assert!(
+        !zk_datatree::reapable(&t.node("/t"), 9_999),
+        "TTL nodes may have children, and then stay"
+    );
+}
+
+#[test]
+fn containers_are_reaped_once_they_had_children_and_have_none() {
+    let mut t = Tree::new();
+    let c = t.req(Request::Create(
+        OpCode::CreateContainer,
+        create_req("/c", 4),
+    ));
+    assert!(matches!(c, Outcome::Created { stat, .. } if stat.ephemeral_owner == i64::MIN));
+    let reap = |t: &mut Tree| {
+        t.zxid += 1;
+        let cmd = Command {
+            time_ms: 9,
+            session_id: 0,
+            xid: 0,
+            auth: vec![],
+            extended_types: false,
+            op: Op::Reap { path: "/c".into() },
+        };
+        apply(&mut t.store, t.zxid, &cmd)
+    };
+    assert_eq!(
+        reap(&mut t).outcome,
+        Outcome::Error(ErrorCode::BadVersion),
+        "never had children"
+    );
+    t.create("/c/x", 0);
+    assert_eq!(reap(&mut t).outcome, Outcome::Error(ErrorCode::NotEmpty));
+    t.delete("/c/x", -1);
+    let reaped = reap(&mut t);
+    assert_eq!(reaped.outcome, Outcome::Deleted);
+    assert_eq!(reaped.triggers[0].event, EventType::NodeDeleted);
+    assert!(t.store.node("/c").is_none());
+    assert_eq!(
+        t.store.ephemerals(i64::MIN),
+        Vec::<String>::new(),
+        "the container index follows"
+    );
 }

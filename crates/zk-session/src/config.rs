@@ -36,6 +36,13 @@ pub struct SessionConfig {
     /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:<digest>`; a connection that
     /// authenticates with it bypasses every ACL.
     pub super_digest: Option<String>,
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes may be created.
+    pub extended_types: bool,
+    /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
+    /// are looked for.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxPerMinute`: the most such nodes deleted per minute.
+    pub container_max_per_minute: u32,
 }
 
 /// `4lw.commands.whitelist`.
@@ -89,6 +96,9 @@ impl Default for SessionConfig {
             data_log_dir: "data".into(),
             mode: "standalone".into(),
             super_digest: None,
+            extended_types: false,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
         }
     }
 }

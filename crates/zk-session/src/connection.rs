@@ -132,6 +132,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
             session_id: 0,
             xid: token,
             auth: Vec::new(),
+            extended_types: false,
             op: Op::CreateSession {
                 timeout_ms: timeout,
                 server_id: server.config.server_id,
@@ -344,6 +345,7 @@ impl<B: Backend> Conn<B> {
                     session_id: self.session_id,
                     xid,
                     auth: Vec::new(),
+                    extended_types: false,
                     op: Op::CloseSession,
                 };
                 self.server.tracker.forget(self.session_id);
@@ -466,6 +468,7 @@ impl<B: Backend> Conn<B> {
             session_id: self.session_id,
             xid,
             auth: self.auth.clone(),
+            extended_types: self.server.config.extended_types,
             op: Op::Request(request),
         };
         match self.server.backend.propose(cmd).await {

@@ -366,7 +366,8 @@ impl Hub {
                     self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            (Op::CreateSession { .. }, _) => {}
+            // Internal commands nobody waits for (their watch events went out above).
+            (Op::CreateSession { .. } | Op::Reap { .. }, _) => {}
         }
     }
 }

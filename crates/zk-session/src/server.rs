@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
-use zk_datatree::{Command, Op};
+use zk_datatree::{Command, Op, reapable};
+use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, TTL_OWNER_PREFIX};
 
 use crate::backend::Backend;
 use crate::config::SessionConfig;
@@ -115,12 +116,14 @@ impl<B: Backend> Server<B> {
     /// Serves clients on `listener` until `shutdown` resolves.
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let expiry = tokio::spawn(Arc::clone(&self).expire_sessions());
+        let reaper = tokio::spawn(Arc::clone(&self).reap_containers());
         let limit = Arc::new(Semaphore::new(self.config.connections_max));
         tokio::select! {
             () = Arc::clone(&self).accept_loop(listener, limit) => {}
             () = shutdown => info!("shutting down"),
         }
         expiry.abort();
+        reaper.abort();
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, limit: Arc<Semaphore>) {
@@ -179,6 +182,43 @@ impl<B: Backend> Server<B> {
         }
     }
 
+    /// Deletes empty containers that had children and TTL nodes unmodified for longer than
+    /// their TTL, as ZooKeeper's `ContainerManager` does on the leader: every
+    /// `znode.container.checkIntervalMs`, at most `znode.container.maxPerMinute`. Apply checks
+    /// the conditions again with the command's time.
+    async fn reap_containers(self: Arc<Self>) {
+        let interval = self.config.container_check_interval_ms.max(10);
+        let per_pass = (u64::from(self.config.container_max_per_minute) * interval / 60_000).max(1);
+        let mut ticker = tokio::time::interval(Duration::from_millis(interval));
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let now_ms = wall_clock_ms();
+            let due: Vec<String> = self.backend.read(|tree| {
+                [CONTAINER_EPHEMERAL_OWNER, TTL_OWNER_PREFIX]
+                    .into_iter()
+                    .flat_map(|marker| tree.ephemerals(marker))
+                    .filter(|p| tree.node(p).is_some_and(|n| reapable(&n, now_ms)))
+                    .take(usize::try_from(per_pass).unwrap_or(usize::MAX))
+                    .collect()
+            });
+            for path in due {
+                let cmd = Command {
+                    time_ms: 0,
+                    session_id: 0,
+                    xid: 0,
+                    auth: Vec::new(),
+                    extended_types: false,
+                    op: Op::Reap { path },
+                };
+                if let Err(e) = self.backend.propose(cmd).await {
+                    warn!(error = %e, "deleting a container or TTL node failed; retrying later");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Closes sessions whose clients went quiet for longer than their timeout, by proposing
     /// CloseSession (which deletes their ephemerals on every replica).
     async fn expire_sessions(self: Arc<Self>) {
@@ -196,6 +236,7 @@ impl<B: Backend> Server<B> {
                     session_id,
                     xid: 0,
                     auth: Vec::new(),
+                    extended_types: false,
                     op: Op::CloseSession,
                 };
                 if let Err(e) = self.backend.propose(cmd).await {
@@ -205,4 +246,12 @@ impl<B: Backend> Server<B> {
             }
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (the reaper's view of "now"; apply uses the command's).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

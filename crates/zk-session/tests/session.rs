@@ -470,3 +470,44 @@ async fn persistent_watches_stay_and_can_be_removed() {
     let (h, _) = w.call(&get("/r", false)).await;
     assert!(h.xid > 0, "no event after removeWatches");
 }
+
+#[tokio::test]
+async fn the_reaper_deletes_emptied_containers() {
+    let addr = start(SessionConfig {
+        container_check_interval_ms: 50,
+        ..config()
+    })
+    .await;
+    let mut c = Raw::connect(addr).await;
+    let container = Request::Create(
+        OpCode::CreateContainer,
+        CreateRequest {
+            path: Some("/box".into()),
+            data: None,
+            acl: acl(),
+            flags: 4,
+        },
+    );
+    assert_eq!(c.call(&container).await.0.err, 0);
+    c.call(&create("/box/item", None, 0)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.call(&get("/box", false)).await.0.err,
+        0,
+        "a container with a child stays"
+    );
+    c.call(&Request::Delete(DeleteRequest {
+        path: Some("/box/item".into()),
+        version: -1,
+    }))
+    .await;
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if c.call(&get("/box", false)).await.0.err == ErrorCode::NoNode.code() {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the emptied container was reaped");
+}

@@ -26,7 +26,7 @@ use rocksdb::{
     Cache, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, ReadOptions,
     WriteBatch, WriteOptions,
 };
-use zk_datatree::{MemStore, Node, Session, TreeStore, init_system_nodes, owner_session};
+use zk_datatree::{MemStore, Node, Session, TreeStore, index_owner, init_system_nodes};
 
 use crate::codec::{
     children_range, decode_node, decode_session, decode_session_key, encode_node, encode_session,
@@ -441,8 +441,8 @@ impl TreeStore for Overlay<'_> {
     fn put_node(&mut self, path: &str, node: Node) {
         let key = node_key(path);
         let old = self.node_by_key(&key);
-        let old_owner = old.as_ref().and_then(Node::owner_session);
-        let new_owner = node.owner_session();
+        let old_owner = old.as_ref().and_then(|n| index_owner(n.ephemeral_owner));
+        let new_owner = index_owner(node.ephemeral_owner);
         if let Some(owner) = old_owner
             && new_owner != Some(owner)
         {
@@ -462,7 +462,7 @@ impl TreeStore for Overlay<'_> {
         let Some(old) = self.node_by_key(&key) else {
             return;
         };
-        if let Some(owner) = owner_session(old.ephemeral_owner) {
+        if let Some(owner) = index_owner(old.ephemeral_owner) {
             self.ephemerals.insert(ephemeral_key(owner, path), false);
         }
         self.node_delta -= 1;

@@ -219,6 +219,7 @@ fn commands(steps: &[Step]) -> Vec<Command> {
             session_id,
             xid: i as i32,
             auth: Vec::new(),
+            extended_types: false,
             op,
         });
     }
