@@ -51,7 +51,6 @@ impl Default for Config {
 const KNOWN_UNUSED: &[&str] = &[
     "initLimit",
     "syncLimit",
-    "reconfigEnabled",
     "admin.enableServer",
     "admin.serverPort",
     "autopurge.snapRetainCount",
@@ -121,6 +120,7 @@ impl Config {
                 "znode.container.maxPerMinute" | "zookeeper.znode.container.maxPerMinute" => {
                     c.session.container_max_per_minute = u32::try_from(num(k, v)?)?
                 }
+                "reconfigEnabled" => c.session.reconfig_enabled = v == "true",
                 "standaloneEnabled" => {
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }

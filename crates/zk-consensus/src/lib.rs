@@ -465,7 +465,7 @@ mod tests {
             session_id: 0,
             xid: 0,
             auth: Vec::new(),
-            extended_types: false,
+            features: zk_datatree::Features::default(),
             op: zk_datatree::Op::CreateSession {
                 timeout_ms: 1000,
                 server_id: 1,

@@ -51,7 +51,7 @@ fn cmd(session_id: i64, op: Op) -> Command {
         session_id,
         xid: 1,
         auth: Vec::new(),
-        extended_types: false,
+        features: zk_datatree::Features::default(),
         op,
     }
 }

@@ -29,10 +29,20 @@ pub struct Command {
     pub xid: i32,
     /// The connection's authenticated ids at the time of the request (ACL checks at apply).
     pub auth: Vec<AuthId>,
-    /// `zookeeper.extendedTypesEnabled` on the server that proposed it (TTL nodes).
-    pub extended_types: bool,
+    /// Settings of the proposing server that change what apply does.
+    pub features: Features,
     /// What to do.
     pub op: Op,
+}
+
+/// Settings that change what apply does. They travel in each command, so that every replica
+/// decides as the proposing server did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes may be created.
+    pub extended_types: bool,
+    /// `reconfigEnabled`: reconfig is answered instead of refused with RECONFIGDISABLED.
+    pub reconfig_enabled: bool,
 }
 
 /// The operations that go through the log.
@@ -407,6 +417,22 @@ fn multi<S: TreeStore + ?Sized>(
     }
 }
 
+/// reconfig: RECONFIGDISABLED unless enabled, then WRITE on /zookeeper/config (in practice:
+/// super). Changing the membership comes with the ensemble (issue 5); until then an allowed
+/// reconfig is UNIMPLEMENTED, as a standalone ZooKeeper answers it.
+fn reconfig<S: TreeStore + ?Sized>(
+    store: &S,
+    ctx: &Ctx<'_>,
+    enabled: bool,
+) -> Result<Outcome, ErrorCode> {
+    if !enabled {
+        return Err(ErrorCode::ReconfigDisabled);
+    }
+    let config = store.node("/zookeeper/config").ok_or(ErrorCode::NoNode)?;
+    acl::check(&config.acl, perms::WRITE, ctx.auth)?;
+    Err(ErrorCode::Unimplemented)
+}
+
 /// A createTTL request as a create request and its TTL.
 fn split_ttl(r: &zk_protocol::jute::proto::CreateTTLRequest) -> (CreateRequest, i64) {
     (
@@ -501,7 +527,7 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
         time_ms: cmd.time_ms,
         session_id: cmd.session_id,
         auth: &cmd.auth,
-        extended_types: cmd.extended_types,
+        extended_types: cmd.features.extended_types,
         triggers: &mut triggers,
     };
     let outcome = match &cmd.op {
@@ -538,7 +564,7 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
                 Request::SetData(r) => set_data(store, &mut ctx, r).map(Outcome::DataSet),
                 Request::SetAcl(r) => set_acl(store, &mut ctx, r).map(Outcome::AclSet),
                 Request::Multi(ops) => Ok(Outcome::Multi(multi(store, &mut ctx, ops))),
-                // Not yet applied by ferrokeeper: reconfig (issue 4).
+                Request::Reconfig(_) => reconfig(store, &ctx, cmd.features.reconfig_enabled),
                 _ => Err(ErrorCode::Unimplemented),
             };
             result.unwrap_or_else(Outcome::Error)

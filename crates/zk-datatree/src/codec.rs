@@ -1,7 +1,8 @@
 //! The log encoding of a [`Command`]: what every replica decodes and applies.
 //!
 //! Layout (big-endian): `version u8 = 1`, `time_ms i64`, `session_id i64`, `xid i32`, the auth
-//! ids (`count u16`, then per id `scheme` and `id` as `u16` length + UTF-8), `extended_types u8`,
+//! ids (`count u16`, then per id `scheme` and `id` as `u16` length + UTF-8), the features (`u8`: bit 0
+//! extendedTypesEnabled, bit 1 reconfigEnabled),
 //! `kind u8`, then for kind 0 (a client request) `opcode i32` + the jute request body, for kind 1
 //! (createSession) `timeout_ms i32` + `server_id u8`, nothing for kind 2 (closeSession), and
 //! the path for kind 3 (reap).
@@ -10,7 +11,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use zk_protocol::Request;
 
-use crate::{AuthId, Command, Op};
+use crate::{AuthId, Command, Features, Op};
 
 const VERSION: u8 = 1;
 
@@ -44,7 +45,10 @@ impl Command {
             put_str(&mut out, &a.scheme);
             put_str(&mut out, &a.id);
         }
-        out.put_u8(u8::from(self.extended_types));
+        out.put_u8(
+            u8::from(self.features.extended_types)
+                | (u8::from(self.features.reconfig_enabled) << 1),
+        );
         match &self.op {
             Op::Request(req) => {
                 out.put_u8(0);
@@ -94,7 +98,11 @@ impl Command {
         if bytes.remaining() < 2 {
             return Err(CommandDecodeError::Truncated);
         }
-        let extended_types = bytes.get_u8() != 0;
+        let bits = bytes.get_u8();
+        let features = Features {
+            extended_types: bits & 1 != 0,
+            reconfig_enabled: bits & 2 != 0,
+        };
         let op = match bytes.get_u8() {
             0 => {
                 if bytes.remaining() < 4 {
@@ -124,7 +132,7 @@ impl Command {
             session_id,
             xid,
             auth,
-            extended_types,
+            features,
             op,
         })
     }
@@ -164,7 +172,7 @@ mod tests {
                     AuthId::new("ip", "127.0.0.1"),
                     AuthId::new("digest", "u:h="),
                 ],
-                extended_types: false,
+                features: Features::default(),
                 op: Op::Request(Request::Create(
                     OpCode::Create2,
                     CreateRequest {
@@ -180,7 +188,7 @@ mod tests {
                 session_id: 0,
                 xid: 0,
                 auth: vec![],
-                extended_types: false,
+                features: Features::default(),
                 op: Op::CreateSession {
                     timeout_ms: 30_000,
                     server_id: 1,
@@ -191,7 +199,10 @@ mod tests {
                 session_id: 9,
                 xid: -11,
                 auth: vec![],
-                extended_types: true,
+                features: Features {
+                    extended_types: true,
+                    reconfig_enabled: true,
+                },
                 op: Op::CloseSession,
             },
             Command {
@@ -199,7 +210,7 @@ mod tests {
                 session_id: 0,
                 xid: 0,
                 auth: vec![],
-                extended_types: false,
+                features: Features::default(),
                 op: Op::Reap { path: "/c".into() },
             },
         ];

@@ -57,7 +57,7 @@ impl Tree {
                 time_ms: 1_000 + self.zxid,
                 xid: 1,
                 auth: Vec::new(),
-                extended_types: false,
+                features: zk_datatree::Features::default(),
                 session_id: session,
                 op,
             },
@@ -349,7 +349,7 @@ fn acls_are_fixed_up_checked_and_versioned() {
                 session_id: t.session,
                 xid: 1,
                 auth: alice.clone(),
-                extended_types: false,
+                features: zk_datatree::Features::default(),
                 op: Op::Request(r),
             },
         )
@@ -420,7 +420,10 @@ fn ttl_nodes_need_extended_types_and_a_valid_ttl() {
             session_id: t.session,
             xid: 1,
             auth: vec![],
-            extended_types,
+            features: zk_datatree::Features {
+                extended_types,
+                reconfig_enabled: false,
+            },
             op: Op::Request(r),
         };
         apply(&mut t.store, t.zxid, &cmd).outcome
@@ -467,7 +470,7 @@ fn containers_are_reaped_once_they_had_children_and_have_none() {
             session_id: 0,
             xid: 0,
             auth: vec![],
-            extended_types: false,
+            features: zk_datatree::Features::default(),
             op: Op::Reap { path: "/c".into() },
         };
         apply(&mut t.store, t.zxid, &cmd)
@@ -488,5 +491,39 @@ fn containers_are_reaped_once_they_had_children_and_have_none() {
         t.store.ephemerals(i64::MIN),
         Vec::<String>::new(),
         "the container index follows"
+    );
+}
+
+#[test]
+fn reconfig_is_refused_as_zookeeper_refuses_it() {
+    use zk_datatree::{AuthId, Features};
+    use zk_protocol::jute::proto::ReconfigRequest;
+    let mut t = Tree::new();
+    let mut run = |enabled: bool, auth: Vec<AuthId>| {
+        t.zxid += 1;
+        let cmd = Command {
+            time_ms: 1,
+            session_id: t.session,
+            xid: 1,
+            auth,
+            features: Features {
+                extended_types: false,
+                reconfig_enabled: enabled,
+            },
+            op: Op::Request(Request::Reconfig(ReconfigRequest::default())),
+        };
+        apply(&mut t.store, t.zxid, &cmd).outcome
+    };
+    assert_eq!(
+        run(false, vec![]),
+        Outcome::Error(ErrorCode::ReconfigDisabled)
+    );
+    assert_eq!(
+        run(true, vec![AuthId::new("ip", "127.0.0.1")]),
+        Outcome::Error(ErrorCode::NoAuth)
+    );
+    assert_eq!(
+        run(true, vec![AuthId::new("super", "")]),
+        Outcome::Error(ErrorCode::Unimplemented)
     );
 }

@@ -202,7 +202,7 @@ fn to_command(s: &Step, sessions: [i64; 2], live_session: i64) -> Command {
         session_id,
         xid: 1,
         auth: Vec::new(),
-        extended_types: false,
+        features: zk_datatree::Features::default(),
         op,
     }
 }
@@ -221,7 +221,7 @@ fn run(steps: &[Step]) -> (MemStore, Vec<Outcome>) {
             session_id: 0,
             xid: 0,
             auth: Vec::new(),
-            extended_types: false,
+            features: zk_datatree::Features::default(),
             op: Op::CreateSession {
                 timeout_ms: 1,
                 server_id: 1,

@@ -38,6 +38,8 @@ pub struct SessionConfig {
     pub super_digest: Option<String>,
     /// `zookeeper.extendedTypesEnabled`: TTL nodes may be created.
     pub extended_types: bool,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
     /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for.
     pub container_check_interval_ms: u64,
@@ -97,6 +99,7 @@ impl Default for SessionConfig {
             mode: "standalone".into(),
             super_digest: None,
             extended_types: false,
+            reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
         }
@@ -104,6 +107,14 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
+    /// The settings that travel with each write.
+    pub fn features(&self) -> zk_datatree::Features {
+        zk_datatree::Features {
+            extended_types: self.extended_types,
+            reconfig_enabled: self.reconfig_enabled,
+        }
+    }
+
     /// Clamps a requested session timeout to [min, max], as ZooKeeper negotiates it.
     pub fn negotiate_timeout(&self, requested: i32) -> i32 {
         requested.clamp(self.session_timeout_ms_min, self.session_timeout_ms_max)

@@ -132,7 +132,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
             session_id: 0,
             xid: token,
             auth: Vec::new(),
-            extended_types: false,
+            features: zk_datatree::Features::default(),
             op: Op::CreateSession {
                 timeout_ms: timeout,
                 server_id: server.config.server_id,
@@ -345,7 +345,7 @@ impl<B: Backend> Conn<B> {
                     session_id: self.session_id,
                     xid,
                     auth: Vec::new(),
-                    extended_types: false,
+                    features: zk_datatree::Features::default(),
                     op: Op::CloseSession,
                 };
                 self.server.tracker.forget(self.session_id);
@@ -468,7 +468,7 @@ impl<B: Backend> Conn<B> {
             session_id: self.session_id,
             xid,
             auth: self.auth.clone(),
-            extended_types: self.server.config.extended_types,
+            features: self.server.config.features(),
             op: Op::Request(request),
         };
         match self.server.backend.propose(cmd).await {

@@ -208,7 +208,7 @@ impl<B: Backend> Server<B> {
                     session_id: 0,
                     xid: 0,
                     auth: Vec::new(),
-                    extended_types: false,
+                    features: zk_datatree::Features::default(),
                     op: Op::Reap { path },
                 };
                 if let Err(e) = self.backend.propose(cmd).await {
@@ -236,7 +236,7 @@ impl<B: Backend> Server<B> {
                     session_id,
                     xid: 0,
                     auth: Vec::new(),
-                    extended_types: false,
+                    features: zk_datatree::Features::default(),
                     op: Op::CloseSession,
                 };
                 if let Err(e) = self.backend.propose(cmd).await {

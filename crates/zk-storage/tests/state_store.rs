@@ -219,7 +219,7 @@ fn commands(steps: &[Step]) -> Vec<Command> {
             session_id,
             xid: i as i32,
             auth: Vec::new(),
-            extended_types: false,
+            features: zk_datatree::Features::default(),
             op,
         });
     }
