@@ -29,7 +29,9 @@ start() {
     check_bin
     start_checks "$name" "$port"
     local dir; dir="$(prepare_run_dir "$name" "$port")"
-    ( exec "$BIN" --config "$dir/zoo.cfg" ) > "$dir/log/stdout.log" 2>&1 < /dev/null &
+    # The SASL users reach ferrokeeper the way zkServer.sh users pass them to ZooKeeper.
+    ( export SERVER_JVMFLAGS="-Djava.security.auth.login.config=$dir/jaas.conf"
+      exec "$BIN" --config "$dir/zoo.cfg" ) > "$dir/log/stdout.log" 2>&1 < /dev/null &
     local pid=$!
     echo "$pid" > "$dir/server.pid"
     echo "ferrokeeper" > "$dir/kind"

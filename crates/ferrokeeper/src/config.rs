@@ -62,16 +62,36 @@ const KNOWN_UNUSED: &[&str] = &[
 ];
 
 impl Config {
-    /// Reads a zoo.cfg file.
+    /// Reads a zoo.cfg file, after the `-D` flags of `SERVER_JVMFLAGS` and `JVMFLAGS`.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Config::parse(&text)
+        Config::parse_with_flags(&text, &jvm_flags())
+    }
+
+    /// The configuration with no zoo.cfg: the defaults (port 2181, data in `./data`), then the
+    /// `-D` flags.
+    pub fn from_flags() -> anyhow::Result<Config> {
+        Config::parse_with_flags("", &jvm_flags())
     }
 
     /// Parses zoo.cfg text.
+    #[cfg(test)]
     pub fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::parse_with_flags(text, "")
+    }
+
+    /// Parses zoo.cfg text after JVM-style flags (`-Dkey=value ...`), as ZooKeeper's scripts
+    /// pass them: `-Dzookeeper.K=v` means the zoo.cfg key `K`, other keys are taken as they are
+    /// (`java.security.auth.login.config` names the JAAS file); zoo.cfg wins over a flag.
+    pub fn parse_with_flags(text: &str, flags: &str) -> anyhow::Result<Config> {
         let mut kv = BTreeMap::new();
+        for flag in flags.split_whitespace() {
+            if let Some((k, v)) = flag.strip_prefix("-D").and_then(|f| f.split_once('=')) {
+                let k = k.strip_prefix("zookeeper.").unwrap_or(k);
+                kv.insert(k.to_string(), v.to_string());
+            }
+        }
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -120,6 +140,14 @@ impl Config {
                 "znode.container.maxPerMinute" | "zookeeper.znode.container.maxPerMinute" => {
                     c.session.container_max_per_minute = u32::try_from(num(k, v)?)?
                 }
+                "java.security.auth.login.config" => {
+                    let text = std::fs::read_to_string(v)
+                        .with_context(|| format!("reading the JAAS file {v}"))?;
+                    c.session.sasl_users = zk_session::sasl::jaas_users(&text);
+                }
+                "superUser" => c.session.sasl_super_user = Some(v.clone()),
+                // Server-side SASL is always DIGEST-MD5 with the JAAS users here.
+                "authProvider.sasl" | "authProvider.1" | "fips-mode" => {}
                 "reconfigEnabled" => c.session.reconfig_enabled = v == "true",
                 "standaloneEnabled" => {
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
@@ -146,6 +174,15 @@ impl Config {
         c.session.data_log_dir = c.data_log_dir.display().to_string();
         Ok(c)
     }
+}
+
+/// `SERVER_JVMFLAGS` and `JVMFLAGS`, the variables ZooKeeper's scripts pass to the JVM.
+fn jvm_flags() -> String {
+    ["JVMFLAGS", "SERVER_JVMFLAGS"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The server id: `myid` in dataDir if present, else the only `server.N` line, else 1.
@@ -196,6 +233,14 @@ mod tests {
         assert_eq!(c.server_id, 1);
         assert_eq!(c.session.super_digest.as_deref(), Some("super:x"));
         assert!(Config::parse("tickTime=abc\n").is_err());
+        let flagged = Config::parse_with_flags(
+            "tickTime=3000\n",
+            "-Xmx1g -Dzookeeper.extendedTypesEnabled=true -Dzookeeper.superUser=admin -DtickTime=9",
+        )
+        .unwrap();
+        assert!(flagged.session.extended_types);
+        assert_eq!(flagged.session.sasl_super_user.as_deref(), Some("admin"));
+        assert_eq!(flagged.session.tick_ms, 3000, "zoo.cfg wins over a flag");
         assert!(Config::parse("just words\n").is_err());
     }
 }

@@ -25,7 +25,7 @@ use crate::config::Config;
 fn parse_args() -> anyhow::Result<Config> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [] => Ok(Config::default()),
+        [] => Config::from_flags(),
         [flag, path] if flag == "--config" || flag == "-c" => {
             Config::from_file(&PathBuf::from(path))
         }

@@ -38,6 +38,10 @@ pub struct SessionConfig {
     pub super_digest: Option<String>,
     /// `zookeeper.extendedTypesEnabled`: TTL nodes may be created.
     pub extended_types: bool,
+    /// SASL DIGEST-MD5 users (from the JAAS file's `Server` section); empty: no SASL.
+    pub sasl_users: std::collections::BTreeMap<String, String>,
+    /// `zookeeper.superUser`: a SASL user that bypasses ACLs.
+    pub sasl_super_user: Option<String>,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
     /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
@@ -99,6 +103,8 @@ impl Default for SessionConfig {
             mode: "standalone".into(),
             super_digest: None,
             extended_types: false,
+            sasl_users: std::collections::BTreeMap::new(),
+            sasl_super_user: None,
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,

@@ -25,19 +25,19 @@ use zk_protocol::jute::data::ClientInfo;
 use zk_protocol::jute::proto::{
     ConnectResponse, ErrorResponse, ExistsResponse, GetACLResponse, GetAllChildrenNumberResponse,
     GetChildren2Response, GetChildrenResponse, GetDataResponse, GetEphemeralsResponse,
-    RequestHeader, SyncResponse, WhoAmIResponse,
+    RequestHeader, SetSASLResponse, SyncResponse, WhoAmIResponse,
 };
 use zk_protocol::multi::{MultiOp, MultiResult};
 use zk_protocol::watch::{AddWatchMode, EventType, WatcherType};
 use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 
-use crate::auth;
 use crate::backend::{Backend, TreeRead};
 use crate::fourlw;
 use crate::hub::{Outbound, Outbox, OutboxReceiver, notification, reply};
 use crate::password::session_password;
 use crate::server::Server;
 use crate::watches::WatchKind;
+use crate::{auth, sasl};
 
 /// Reads frames off the socket.
 struct FrameReader {
@@ -198,6 +198,7 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
         tx,
         peer,
         auth: vec![auth::AuthId::new("ip", peer.ip().to_string())],
+        sasl: None,
     };
     let mut writer = writer;
     loop {
@@ -270,6 +271,8 @@ struct Conn<B> {
     peer: SocketAddr,
     /// The connection's authenticated ids; the first is always `ip:<address>`.
     auth: Vec<auth::AuthId>,
+    /// Where this connection's SASL exchange stands.
+    sasl: Option<sasl::Sasl>,
 }
 
 impl<B: Backend> Conn<B> {
@@ -448,16 +451,49 @@ impl<B: Backend> Conn<B> {
                 self.send(self.body(xid, last(), &info));
                 true
             }
-            Request::Sasl(_) => {
-                // Issue 4.
-                self.send(self.header(xid, last(), ErrorCode::Unimplemented));
-                false
-            }
+            Request::Sasl(req) => match self.sasl_step(&req.token.unwrap_or_default()) {
+                Some(token) => {
+                    let resp = SetSASLResponse {
+                        token: Some(Bytes::from(token.into_bytes())),
+                    };
+                    let zxid = self.server.backend.last_applied();
+                    self.send(self.body(xid, zxid, &resp));
+                    true
+                }
+                // ZooKeeper closes the connection of a client that fails SASL.
+                None => false,
+            },
             Request::Ping => unreachable!("handled above"),
             read => {
                 self.read(xid, &read);
                 true
             }
+        }
+    }
+
+    /// One step of SASL DIGEST-MD5: the token to answer, or `None` when authentication failed.
+    fn sasl_step(&mut self, token: &[u8]) -> Option<String> {
+        let users = &self.server.config.sasl_users;
+        if users.is_empty() {
+            return None;
+        }
+        match &self.sasl {
+            None => {
+                let nonce = sasl::new_nonce();
+                let challenge = sasl::challenge(&nonce);
+                self.sasl = Some(sasl::Sasl::Challenged { nonce });
+                Some(challenge)
+            }
+            Some(sasl::Sasl::Challenged { nonce }) => {
+                let (user, rspauth) = sasl::verify(token, nonce, users)?;
+                if self.server.config.sasl_super_user.as_deref() == Some(user.as_str()) {
+                    self.auth.push(auth::AuthId::new("super", ""));
+                }
+                self.auth.push(auth::AuthId::new("sasl", user));
+                self.sasl = Some(sasl::Sasl::Done);
+                Some(rspauth)
+            }
+            Some(sasl::Sasl::Done) => None,
         }
     }
 

@@ -14,6 +14,7 @@
 //! - `connection`: handshake and request handling for one connection.
 //! - `password`: ZooKeeper's session passwords.
 //! - `auth`: addauth's built-in schemes (digest, ip).
+//! - `sasl`: SASL DIGEST-MD5 with JAAS users.
 //! - `fourlw`: four-letter words.
 //! - `config`: settings with ZooKeeper's names and defaults.
 
@@ -24,6 +25,7 @@ mod connection;
 mod fourlw;
 mod hub;
 mod password;
+pub mod sasl;
 mod server;
 mod watches;
 
