@@ -257,26 +257,14 @@ fn delete<S: TreeStore + ?Sized>(
     if is_special_path(path) {
         return Err(ErrorCode::BadArguments);
     }
-    let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    let parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
     acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
     let node = store.node(path).ok_or(ErrorCode::NoNode)?;
     check_version(node.version, req.version)?;
     if node.num_children > 0 {
         return Err(ErrorCode::NotEmpty);
     }
-    store.remove_node(path);
-    parent.num_children -= 1;
-    parent.pzxid = parent.pzxid.max(ctx.zxid);
-    store.put_node(parent_path, parent);
-    ctx.triggers.push(Trigger {
-        path: path.to_string(),
-        event: EventType::NodeDeleted,
-    });
-    ctx.triggers.push(Trigger {
-        path: parent_path.to_string(),
-        event: EventType::NodeChildrenChanged,
-    });
-    Ok(())
+    remove_child(store, ctx, parent_path, path)
 }
 
 fn set_data<S: TreeStore + ?Sized>(
@@ -334,12 +322,13 @@ fn set_acl<S: TreeStore + ?Sized>(
     Ok(stat)
 }
 
-/// The opcode a create inside a multi really has: `Op.create` derives it from the flags, so
-/// a container flag makes a createContainer and any other create is a plain create (whose
-/// result carries no Stat), whatever type the header said.
-fn multi_create_opcode(flags: i32) -> OpCode {
-    match CreateMode::from_flags(flags) {
-        Ok(CreateMode::Container) => OpCode::CreateContainer,
+/// The opcode a create inside a multi has: the header's create2 and createContainer stand (a
+/// create2's result carries the Stat, measured on 3.9.5); for a plain create `Op.create`
+/// derives it from the flags, so a container flag makes a createContainer.
+fn multi_create_opcode(header: OpCode, flags: i32) -> OpCode {
+    match (header, CreateMode::from_flags(flags)) {
+        (OpCode::Create2 | OpCode::CreateContainer, _) => header,
+        (_, Ok(CreateMode::Container)) => OpCode::CreateContainer,
         _ => OpCode::Create,
     }
 }
@@ -363,8 +352,8 @@ fn multi<S: TreeStore + ?Sized>(
             triggers: &mut triggers,
         };
         let result = match op {
-            MultiOp::Create(_, req) => {
-                let opcode = multi_create_opcode(req.flags);
+            MultiOp::Create(header, req) => {
+                let opcode = multi_create_opcode(*header, req.flags);
                 create(&mut journal, &mut sub, opcode, req, -1).map(|(path, stat)| {
                     if opcode == OpCode::Create {
                         MultiResult::Create(path)
@@ -415,6 +404,51 @@ fn multi<S: TreeStore + ?Sized>(
                 .collect()
         }
     }
+}
+
+/// deleteContainer sent by a client (ZooKeeper's own reaper uses it too): the node must exist,
+/// be empty, and not be a session's ephemeral (`PrepRequestProcessor`); nothing else is
+/// checked, as in ZooKeeper.
+fn delete_container<S: TreeStore + ?Sized>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+) -> Result<(), ErrorCode> {
+    let parent_path = parent_for_write(path)?;
+    if is_special_path(path) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    if node.num_children > 0 {
+        return Err(ErrorCode::NotEmpty);
+    }
+    if node.owner_session().is_some() {
+        return Err(ErrorCode::BadVersion);
+    }
+    remove_child(store, ctx, parent_path, path)
+}
+
+/// Removes an empty node and updates its parent, with the watch triggers of a delete.
+fn remove_child<S: TreeStore + ?Sized>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    parent_path: &str,
+    path: &str,
+) -> Result<(), ErrorCode> {
+    let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    store.remove_node(path);
+    parent.num_children -= 1;
+    parent.pzxid = parent.pzxid.max(ctx.zxid);
+    store.put_node(parent_path, parent);
+    ctx.triggers.push(Trigger {
+        path: path.to_string(),
+        event: EventType::NodeDeleted,
+    });
+    ctx.triggers.push(Trigger {
+        path: parent_path.to_string(),
+        event: EventType::NodeChildrenChanged,
+    });
+    Ok(())
 }
 
 /// reconfig: RECONFIGDISABLED unless enabled, then WRITE on /zookeeper/config (in practice:
@@ -475,20 +509,7 @@ fn reap<S: TreeStore + ?Sized>(
     if !reapable(&node, ctx.time_ms) {
         return Err(ErrorCode::BadVersion);
     }
-    let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
-    store.remove_node(path);
-    parent.num_children -= 1;
-    parent.pzxid = parent.pzxid.max(ctx.zxid);
-    store.put_node(parent_path, parent);
-    ctx.triggers.push(Trigger {
-        path: path.to_string(),
-        event: EventType::NodeDeleted,
-    });
-    ctx.triggers.push(Trigger {
-        path: parent_path.to_string(),
-        event: EventType::NodeChildrenChanged,
-    });
-    Ok(())
+    remove_child(store, ctx, parent_path, path)
 }
 
 fn close_session<S: TreeStore + ?Sized>(store: &mut S, ctx: &mut Ctx<'_>) -> Outcome {
@@ -496,23 +517,10 @@ fn close_session<S: TreeStore + ?Sized>(store: &mut S, ctx: &mut Ctx<'_>) -> Out
         return Outcome::Error(ErrorCode::SessionExpired);
     }
     for path in store.ephemerals(ctx.session_id) {
-        let Some((parent_path, _)) = split_parent(&path) else {
-            continue;
-        };
-        store.remove_node(&path);
-        if let Some(mut parent) = store.node(parent_path) {
-            parent.num_children -= 1;
-            parent.pzxid = parent.pzxid.max(ctx.zxid);
-            store.put_node(parent_path, parent);
+        // Ephemerals have no children and their parents exist: removal cannot fail.
+        if let Some((parent_path, _)) = split_parent(&path) {
+            let _ = remove_child(store, ctx, parent_path, &path);
         }
-        ctx.triggers.push(Trigger {
-            path: path.clone(),
-            event: EventType::NodeDeleted,
-        });
-        ctx.triggers.push(Trigger {
-            path: parent_path.to_string(),
-            event: EventType::NodeChildrenChanged,
-        });
     }
     store.remove_session(ctx.session_id);
     Outcome::SessionClosed
@@ -561,6 +569,9 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
                         .map(|(path, stat)| Outcome::Created { path, stat })
                 }
                 Request::Delete(r) => delete(store, &mut ctx, r).map(|()| Outcome::Deleted),
+                Request::DeleteContainer(path) => {
+                    delete_container(store, &mut ctx, path).map(|()| Outcome::Deleted)
+                }
                 Request::SetData(r) => set_data(store, &mut ctx, r).map(Outcome::DataSet),
                 Request::SetAcl(r) => set_acl(store, &mut ctx, r).map(Outcome::AclSet),
                 Request::Multi(ops) => Ok(Outcome::Multi(multi(store, &mut ctx, ops))),
@@ -600,5 +611,13 @@ pub fn init_system_nodes<S: TreeStore + ?Sized>(store: &mut S) {
     store.put_node("/", node(1, Some(Bytes::new()), &open));
     store.put_node("/zookeeper", node(2, Some(Bytes::new()), &open));
     store.put_node("/zookeeper/quota", node(0, Some(Bytes::new()), &open));
-    store.put_node("/zookeeper/config", node(0, Some(Bytes::new()), &read_only));
+    // Apache ZooKeeper 3.9.5 reports version -1 and aversion -1 for /zookeeper/config.
+    store.put_node(
+        "/zookeeper/config",
+        Node {
+            version: -1,
+            aversion: -1,
+            ..node(0, Some(Bytes::new()), &read_only)
+        },
+    );
 }

@@ -39,8 +39,8 @@ pub enum Request {
     CreateTtl(CreateTTLRequest),
     /// delete (2).
     Delete(DeleteRequest),
-    /// deleteContainer (20).
-    DeleteContainer(DeleteRequest),
+    /// deleteContainer (20): the body is the path alone, as a ustring (measured on 3.9.5).
+    DeleteContainer(String),
     /// exists (3).
     Exists(ExistsRequest),
     /// getData (4).
@@ -103,7 +103,9 @@ impl Request {
             }
             OpCode::CreateTtl => Request::CreateTtl(CreateTTLRequest::decode(r)?),
             OpCode::Delete => Request::Delete(DeleteRequest::decode(r)?),
-            OpCode::DeleteContainer => Request::DeleteContainer(DeleteRequest::decode(r)?),
+            OpCode::DeleteContainer => {
+                Request::DeleteContainer(r.read_ustring()?.unwrap_or_default())
+            }
             OpCode::Exists => Request::Exists(ExistsRequest::decode(r)?),
             OpCode::GetData => Request::GetData(GetDataRequest::decode(r)?),
             OpCode::SetData => Request::SetData(SetDataRequest::decode(r)?),
@@ -183,7 +185,8 @@ impl Request {
         match self {
             Request::Create(_, r) => r.encode(out),
             Request::CreateTtl(r) => r.encode(out),
-            Request::Delete(r) | Request::DeleteContainer(r) => r.encode(out),
+            Request::Delete(r) => r.encode(out),
+            Request::DeleteContainer(path) => jute::rt::write_ustring(out, Some(path)),
             Request::Exists(r) => r.encode(out),
             Request::GetData(r) => r.encode(out),
             Request::SetData(r) => r.encode(out),

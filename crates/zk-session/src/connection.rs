@@ -152,6 +152,11 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
     } else {
         let id = request.session_id;
         let password_ok = request.passwd.as_deref() == Some(&session_password(id)[..]);
+        if !password_ok {
+            // Apache ZooKeeper 3.9.5 also closes the session's current connection when a
+            // reconnect brings the wrong password (measured); the session itself survives.
+            server.hub.kick(id);
+        }
         let alive = password_ok
             && server.backend.read(|t| t.session(id)).is_some()
             && (server.tracker.touch(id) || {
@@ -325,9 +330,23 @@ impl<B: Backend> Conn<B> {
         let request = match Request::decode(opcode, body, self.server.config.frame_bytes_max) {
             Ok(r) => r,
             Err(RequestError::UnknownOpcode(_)) => {
-                // UnimplementedRequestProcessor: reply, then close (the session survives).
-                self.send(self.header(xid, last(), ErrorCode::Unimplemented));
+                // UnimplementedRequestProcessor: reply (zxid -1), then close; the session
+                // survives.
+                self.send(self.header(xid, -1, ErrorCode::Unimplemented));
                 return false;
+            }
+            Err(_) if opcode == OpCode::MultiRead as i32 => {
+                // A multiRead that does not decode is answered with an empty multi response.
+                let mut out = BytesMut::new();
+                reply(
+                    &mut out,
+                    xid,
+                    last(),
+                    ErrorCode::MarshallingError.code(),
+                    Some(&|b| zk_protocol::multi::encode_multi_response(b, &[])),
+                );
+                self.send(out.freeze());
+                return true;
             }
             Err(_) => {
                 self.send(self.header(xid, last(), ErrorCode::MarshallingError));
@@ -337,6 +356,7 @@ impl<B: Backend> Conn<B> {
         match request {
             Request::Create(..)
             | Request::Delete(_)
+            | Request::DeleteContainer(_)
             | Request::SetData(_)
             | Request::Multi(_)
             | Request::CreateTtl(_)
@@ -355,10 +375,9 @@ impl<B: Backend> Conn<B> {
                 let _ = self.server.backend.propose(cmd).await;
                 false
             }
-            Request::Check(_) | Request::DeleteContainer(_) => {
-                // ZooKeeper 3.9 answers a standalone check (and a client's deleteContainer)
-                // as an unknown operation.
-                self.send(self.header(xid, last(), ErrorCode::Unimplemented));
+            Request::Check(_) => {
+                // ZooKeeper 3.9 answers a standalone check as an unknown operation (zxid -1).
+                self.send(self.header(xid, -1, ErrorCode::Unimplemented));
                 false
             }
             Request::Sync(req) => match self.server.backend.read_barrier().await {

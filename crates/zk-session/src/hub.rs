@@ -281,6 +281,13 @@ impl Hub {
         }
     }
 
+    /// Closes the connection attached to a session, if any.
+    pub fn kick(&self, session_id: i64) {
+        if let Some(c) = self.lock().connections.remove(&session_id) {
+            c.tx.close();
+        }
+    }
+
     /// Detaches a connection from its session if it is still the attached one.
     pub fn detach(&self, session_id: i64, connection_id: u64) {
         let mut st = self.lock();

@@ -271,6 +271,13 @@ async fn reconnect_keeps_the_session_and_a_wrong_password_is_expired() {
         .unwrap();
     assert_eq!((wrong.session_id, wrong.timeout), (0, 0));
     assert!(wrong.closed().await);
+    // As in Apache ZooKeeper 3.9.5, the wrong password also closes the session's current
+    // connection; the session survives and its client reconnects.
+    assert!(back.closed().await);
+    let mut back = Raw::connect_with(addr, c.session_id, c.passwd.clone(), true)
+        .await
+        .unwrap();
+    assert_eq!(back.session_id, c.session_id);
     let mut unknown = Raw::connect_with(
         addr,
         0x0100_0000_0000_9999,

@@ -26,7 +26,11 @@ const NODE_FIXED_LEN: usize = 1 + 8 * 4 + 4 * 3 + 8 * 2 + 4;
 /// Returns the `nodes` key of `path`.
 pub(crate) fn node_key(path: &str) -> Vec<u8> {
     match split_parent(path) {
-        None => vec![0],
+        // ZooKeeper keeps the root under "" as well as "/".
+        None if path.is_empty() || path == "/" => vec![0],
+        // A path without a '/' names no node: a key no write ever produces (written keys
+        // start with '/' or are the root's 0).
+        None => [&[0xff][..], path.as_bytes()].concat(),
         Some((parent, name)) => {
             let mut key = Vec::with_capacity(parent.len() + 1 + name.len());
             key.extend_from_slice(parent.as_bytes());
