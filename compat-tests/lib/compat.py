@@ -29,15 +29,17 @@ RESULTS = COMPAT_DIR / "results"
 CACHE_DIR = Path(os.environ.get("COMPAT_CACHE_DIR", COMPAT_DIR / ".cache"))
 sys.path.insert(0, str(COMPAT_DIR / "zkcli"))
 sys.path.insert(0, str(COMPAT_DIR / "kazoo"))
+sys.path.insert(0, str(COMPAT_DIR / "rawframes"))
 import zkcli_suite  # noqa: E402
 import kazoo_suite  # noqa: E402
+import rawframes_suite  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
     "apache": {"title": "Apache ZooKeeper %s" % ZK_VERSION, "script": LIB / "apache-zk.sh", "offset": 0},
     "ferrokeeper": {"title": "ferrokeeper", "script": LIB / "ferrokeeper.sh", "offset": 100},
 }
-SUITES = {"zkcli": 0, "kazoo": 10}
+SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20}
 EXIT_NOT_BUILT = 3
 
 
@@ -96,7 +98,7 @@ def clear_results(server, suite):
         return
     for f in d.glob("%s.*" % server):
         f.unlink()
-    if suite == "zkcli":
+    if suite in ("zkcli", "rawframes"):
         for f in d.glob("*-vs-*.diff"):
             f.unlink()
 
@@ -144,6 +146,50 @@ def finish_zkcli(cells, servers):
         (out_dir / "apache-vs-ferrokeeper.diff").write_text(diff)
         say("  transcript diff: %s (%s)" % (out_dir / "apache-vs-ferrokeeper.diff",
                                           "identical" if not diff else "%d lines" % len(diff.splitlines())))
+
+
+def run_rawframes(server, port):
+    out_dir = RESULTS / "rawframes"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes = out_dir / ("%s.outcomes.json" % server)
+    res = rawframes_suite.run(port, str(outcomes))
+    return {"outcomes": str(outcomes), "cases_run": len(res["cases"]), "suite_s": res["duration_s"]}
+
+
+def finish_rawframes(cells, servers):
+    """Judge each server's per-case outcomes against the reference outcomes."""
+    out_dir = RESULTS / "rawframes"
+    apache_ran = cells.get(("apache", "rawframes"), {}).get("status") == "ran"
+    for server in servers:
+        cell = cells.get((server, "rawframes"))
+        if not cell or cell["status"] != "ran":
+            continue
+        actual = json.loads((out_dir / ("%s.outcomes.json" % server)).read_text())
+        if server == "apache" or not apache_ran:
+            ref_name, ref_path = "checked-in expected outcomes", rawframes_suite.EXPECTED
+        else:
+            ref_name, ref_path = "Apache ZooKeeper's outcomes from this run", out_dir / "apache.outcomes.json"
+        if not ref_path.exists():
+            cell["status"] = "error"
+            cell["reason"] = "%s missing (generate it with --update-rawframes-expected)" % ref_path
+            continue
+        res = rawframes_suite.compare(json.loads(ref_path.read_text()), actual)
+        res["reference"] = ref_name
+        (out_dir / ("%s.json" % server)).write_text(json.dumps(res, indent=2) + "\n")
+        cell.update(res["totals"])
+        cell["reference"] = ref_name
+        cell["blocks"] = res["blocks"]
+        cell["failed_cases"] = [c["name"] for c in res["cases"] if c["status"] == "failed"]
+        say("rawframes on %s vs %s:" % (SERVERS[server]["title"], ref_name))
+        say(rawframes_suite.format_blocks(res, verbose=False))
+    if apache_ran and cells.get(("ferrokeeper", "rawframes"), {}).get("status") == "ran":
+        a = rawframes_suite.outcome_text(json.loads((out_dir / "apache.outcomes.json").read_text()))
+        f = rawframes_suite.outcome_text(json.loads((out_dir / "ferrokeeper.outcomes.json").read_text()))
+        diff = "".join(difflib.unified_diff(a.splitlines(keepends=True), f.splitlines(keepends=True),
+                                            "apache", "ferrokeeper"))
+        (out_dir / "apache-vs-ferrokeeper.diff").write_text(diff)
+        say("  outcome diff: %s (%s)" % (out_dir / "apache-vs-ferrokeeper.diff",
+                                       "identical" if not diff else "%d lines" % len(diff.splitlines())))
 
 
 def run_kazoo(server, port, name):
@@ -209,11 +255,13 @@ def print_matrix(cells, servers, suites):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run compat suites against Apache ZooKeeper and ferrokeeper.")
     ap.add_argument("--servers", default="apache,ferrokeeper", help="comma list of: %s" % ",".join(SERVERS))
-    ap.add_argument("--suites", default="zkcli,kazoo", help="comma list of: %s" % ",".join(SUITES))
+    ap.add_argument("--suites", default=",".join(SUITES), help="comma list of: %s" % ",".join(SUITES))
     ap.add_argument("--base-port", type=int, default=int(os.environ.get("COMPAT_BASE_PORT", "22181")),
                     help="first client port (default 22181; see README for the layout)")
     ap.add_argument("--update-zkcli-expected", action="store_true",
                     help="after the run, copy Apache ZooKeeper's masked zkcli transcript to zkcli/expected.txt")
+    ap.add_argument("--update-rawframes-expected", action="store_true",
+                    help="after the run, write Apache ZooKeeper's rawframes outcomes to rawframes/expected.json")
     args = ap.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
     suites = [s for s in args.suites.split(",") if s]
@@ -225,6 +273,8 @@ def main(argv=None):
             ap.error("unknown suite %r" % s)
     if args.update_zkcli_expected and ("apache" not in servers or "zkcli" not in suites):
         ap.error("--update-zkcli-expected needs --servers apache and --suites zkcli")
+    if args.update_rawframes_expected and ("apache" not in servers or "rawframes" not in suites):
+        ap.error("--update-rawframes-expected needs --servers apache and --suites rawframes")
 
     # Make SIGTERM unwind like Ctrl-C so running servers get stopped.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -276,6 +326,9 @@ def main(argv=None):
                 if suite == "zkcli":
                     cell = {"status": "ran"}
                     cell.update(run_zkcli(server, port, zk_lib))
+                elif suite == "rawframes":
+                    cell = {"status": "ran"}
+                    cell.update(run_rawframes(server, port))
                 else:
                     cell = {"status": "ran"}
                     cell.update(run_kazoo(server, port, name))
@@ -295,6 +348,12 @@ def main(argv=None):
             zkcli_suite.EXPECTED.write_text((RESULTS / "zkcli" / "apache.txt").read_text())
             say("updated %s from this run" % zkcli_suite.EXPECTED)
         finish_zkcli(cells, servers)
+    if "rawframes" in suites:
+        if args.update_rawframes_expected and cells.get(("apache", "rawframes"), {}).get("status") == "ran":
+            outcomes = json.loads((RESULTS / "rawframes" / "apache.outcomes.json").read_text())
+            rawframes_suite.write_expected(outcomes)
+            say("updated %s from this run" % rawframes_suite.EXPECTED)
+        finish_rawframes(cells, servers)
 
     code, problems, notes = judge(cells, servers, suites)
     total = time.monotonic() - t0
