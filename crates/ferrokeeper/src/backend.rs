@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use zk_consensus::{ApplyListener, Consensus};
 use zk_datatree::{Applied, Command, Node, Session};
-use zk_session::{Backend, BackendError, Hub, TreeRead};
+use zk_session::{Backend, BackendError, Hub, Pending, TreeRead};
 use zk_storage::StateStore;
 
 /// Routes apply results (replies, watch events) to this server's connections.
@@ -44,11 +44,15 @@ impl TreeRead for StateReader<'_> {
 pub struct ConsensusBackend(pub Consensus);
 
 impl Backend for ConsensusBackend {
-    async fn propose(&self, cmd: Command) -> Result<i64, BackendError> {
-        self.0
-            .propose(cmd)
+    async fn submit(&self, cmd: Command) -> Result<Pending, BackendError> {
+        let pending = self
+            .0
+            .submit(cmd)
             .await
-            .map_err(|e| BackendError(e.to_string()))
+            .map_err(|e| BackendError(e.to_string()))?;
+        Ok(Box::pin(async move {
+            pending.await.map_err(|e| BackendError(e.to_string()))
+        }))
     }
 
     async fn read_barrier(&self) -> Result<i64, BackendError> {

@@ -32,6 +32,7 @@ mod state_machine;
 mod types;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -334,13 +335,15 @@ impl Consensus {
         Ok(())
     }
 
-    /// Proposes a command: stamps `cmd.time_ms` with the leader's wall clock, made
-    /// non-decreasing in log order (never below any time already stamped or applied), and
-    /// returns the entry's zxid once it is committed (fsynced) and applied locally — the
-    /// listener has already been called for it. Fails with `NotLeader` on a non-leader (the
-    /// entry may still commit if leadership was lost after it was appended) and
-    /// `ShuttingDown` after `shutdown`.
-    pub async fn propose(&self, mut cmd: zk_datatree::Command) -> Result<i64, ConsensusError> {
+    /// Stamps and enqueues a command (see [`Consensus::propose`]) and returns as soon as it
+    /// has its place in the log order, with a future that resolves like `propose`. Commands
+    /// submitted one after another keep their order, so a session can have several writes in
+    /// flight (pipelining) and their fsyncs are shared.
+    pub async fn submit(
+        &self,
+        mut cmd: zk_datatree::Command,
+    ) -> Result<impl Future<Output = Result<i64, ConsensusError>> + Send + 'static, ConsensusError>
+    {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(ConsensusError::ShuttingDown);
         }
@@ -358,12 +361,24 @@ impl Consensus {
                 .responder(responder)
                 .await?;
         }
-        match done.await {
-            // The responder was dropped without an answer: openraft stopped.
-            Err(_) => Err(ConsensusError::ShuttingDown),
-            Ok(Ok(response)) => Ok(response.log_id.index as i64),
-            Ok(Err(e)) => Err(e.into()),
-        }
+        Ok(async move {
+            match done.await {
+                // The responder was dropped without an answer: openraft stopped.
+                Err(_) => Err(ConsensusError::ShuttingDown),
+                Ok(Ok(response)) => Ok(response.log_id.index as i64),
+                Ok(Err(e)) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Proposes a command: stamps `cmd.time_ms` with the leader's wall clock, made
+    /// non-decreasing in log order (never below any time already stamped or applied), and
+    /// returns the entry's zxid once it is committed (fsynced) and applied locally — the
+    /// listener has already been called for it. Fails with `NotLeader` on a non-leader (the
+    /// entry may still commit if leadership was lost after it was appended) and
+    /// `ShuttingDown` after `shutdown`.
+    pub async fn propose(&self, cmd: zk_datatree::Command) -> Result<i64, ConsensusError> {
+        self.submit(cmd).await?.await
     }
 
     /// A read barrier (ReadIndex, not a lease): confirms leadership, then waits until local

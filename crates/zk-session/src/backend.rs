@@ -1,6 +1,7 @@
 //! The seam between the session layer and the replicated state.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use zk_datatree::{Command, Node, Session, TreeStore};
 
@@ -38,14 +39,23 @@ impl<T: TreeStore> TreeRead for T {
     }
 }
 
+/// A write in flight: resolves with its zxid once it has been committed and applied here.
+pub type Pending = Pin<Box<dyn Future<Output = Result<i64, BackendError>> + Send>>;
+
 /// What the session layer needs from consensus and storage. The backend calls
 /// [`crate::Hub::on_applied`] for every applied command, in log order, while it holds the
 /// lock that [`Backend::read`] takes for reading: so a read and the watch it registers are
 /// atomic with respect to apply and watch delivery.
 pub trait Backend: Send + Sync + 'static {
+    /// Submits a command; resolves once it has its place in the log order (so commands
+    /// submitted one after another apply in that order), with the [`Pending`] write.
+    fn submit(&self, cmd: Command) -> impl Future<Output = Result<Pending, BackendError>> + Send;
+
     /// Proposes a command; resolves with its zxid after it has been committed and applied
     /// here (so its reply has been routed already).
-    fn propose(&self, cmd: Command) -> impl Future<Output = Result<i64, BackendError>> + Send;
+    fn propose(&self, cmd: Command) -> impl Future<Output = Result<i64, BackendError>> + Send {
+        async move { self.submit(cmd).await?.await }
+    }
     /// Resolves once this server has applied everything committed before the call (`sync`).
     fn read_barrier(&self) -> impl Future<Output = Result<i64, BackendError>> + Send;
     /// The zxid of the last applied entry.

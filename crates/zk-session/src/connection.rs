@@ -6,6 +6,7 @@
 //! and a read's reply is queued while apply is excluded, every session sees its replies in
 //! request order and a watch event before any reply that shows the change.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,7 +32,7 @@ use zk_protocol::multi::{MultiOp, MultiResult};
 use zk_protocol::watch::{AddWatchMode, EventType, WatcherType};
 use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 
-use crate::backend::{Backend, TreeRead};
+use crate::backend::{Backend, BackendError, Pending, TreeRead};
 use crate::fourlw;
 use crate::hub::{Outbound, Outbox, OutboxReceiver, notification, reply};
 use crate::password::session_password;
@@ -204,12 +205,25 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
         peer,
         auth: vec![auth::AuthId::new("ip", peer.ip().to_string())],
         sasl: None,
+        pending: VecDeque::new(),
     };
     let mut writer = writer;
     loop {
         let frame = tokio::select! {
             f = reader.next(false, max) => f,
             _ = &mut writer => break,
+            // Notice a failed write in flight while the client is quiet. The frame reader is
+            // cancel-safe: bytes already read stay in its buffer.
+            done = poll_oldest(&mut conn.pending), if !conn.pending.is_empty() => {
+                match done {
+                    Some((_, Ok(_))) => continue,
+                    Some((xid, Err(_))) => {
+                        conn.connection_loss(xid);
+                        break;
+                    }
+                    None => continue,
+                }
+            }
         };
         let Ok(Start::Frame(body)) = frame else {
             break;
@@ -235,6 +249,17 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
     {
         writer.abort();
     }
+}
+
+/// Completes the oldest write in flight.
+async fn poll_oldest(
+    pending: &mut VecDeque<(i32, Pending)>,
+) -> Option<(i32, Result<i64, BackendError>)> {
+    let (xid, fut) = pending.front_mut()?;
+    let xid = *xid;
+    let result = fut.await;
+    pending.pop_front();
+    Some((xid, result))
 }
 
 /// Drains the outbound queue into the socket, batching what is queued.
@@ -278,6 +303,26 @@ struct Conn<B> {
     auth: Vec<auth::AuthId>,
     /// Where this connection's SASL exchange stands.
     sasl: Option<sasl::Sasl>,
+    /// Writes submitted and not yet known to be applied, oldest first.
+    pending: VecDeque<(i32, Pending)>,
+}
+
+/// The most writes one connection may have in flight; past it, reading waits for the oldest.
+pub const PIPELINE_MAX: usize = 256;
+
+/// Whether a request is a write that goes through the log and may be pipelined.
+fn is_write(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::Create(..)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::DeleteContainer(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_)
+    )
 }
 
 impl<B: Backend> Conn<B> {
@@ -322,12 +367,20 @@ impl<B: Backend> Conn<B> {
     }
 
     async fn dispatch(&mut self, xid: i32, opcode: i32, body: Bytes) -> bool {
+        let decoded = (opcode != OpCode::Ping as i32)
+            .then(|| Request::decode(opcode, body, self.server.config.frame_bytes_max));
+        // Writes are pipelined; anything else is answered after the session's writes in
+        // flight, so replies keep request order and reads see the session's own writes.
+        let pipelined = matches!(&decoded, Some(Ok(r)) if is_write(r));
+        if !pipelined && !self.drain().await {
+            return false;
+        }
         let last = || self.server.backend.last_applied();
-        if opcode == OpCode::Ping as i32 {
+        let Some(decoded) = decoded else {
             self.send(self.header(xid::PING, last(), ErrorCode::Ok));
             return true;
-        }
-        let request = match Request::decode(opcode, body, self.server.config.frame_bytes_max) {
+        };
+        let request = match decoded {
             Ok(r) => r,
             Err(RequestError::UnknownOpcode(_)) => {
                 // UnimplementedRequestProcessor: reply (zxid -1), then close; the session
@@ -526,14 +579,43 @@ impl<B: Backend> Conn<B> {
             features: self.server.config.features(),
             op: Op::Request(request),
         };
-        match self.server.backend.propose(cmd).await {
-            Ok(_) => true,
-            Err(_) => {
-                let last = self.server.backend.last_applied();
-                self.send(self.header(xid, last, ErrorCode::ConnectionLoss));
-                false
+        if self.pending.len() >= PIPELINE_MAX && !self.complete_oldest().await {
+            return false;
+        }
+        match self.server.backend.submit(cmd).await {
+            Ok(pending) => {
+                self.pending.push_back((xid, pending));
+                true
+            }
+            Err(_) => self.connection_loss(xid),
+        }
+    }
+
+    /// Answers CONNECTIONLOSS for a write that could not be completed; the connection then
+    /// closes and the client reconnects with its session (ARCHITECTURE.md).
+    fn connection_loss(&self, xid: i32) -> bool {
+        let last = self.server.backend.last_applied();
+        self.send(self.header(xid, last, ErrorCode::ConnectionLoss));
+        false
+    }
+
+    /// Waits for the oldest write in flight. Its reply was routed by apply; a failure is
+    /// CONNECTIONLOSS and a close.
+    async fn complete_oldest(&mut self) -> bool {
+        match self.pending.pop_front() {
+            None => true,
+            Some((xid, pending)) => pending.await.is_ok() || self.connection_loss(xid),
+        }
+    }
+
+    /// Waits for every write in flight.
+    async fn drain(&mut self) -> bool {
+        while !self.pending.is_empty() {
+            if !self.complete_oldest().await {
+                return false;
             }
         }
+        true
     }
 
     /// Answers a read atomically with respect to apply, registering its watch.

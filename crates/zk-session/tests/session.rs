@@ -518,3 +518,32 @@ async fn the_reaper_deletes_emptied_containers() {
     }
     assert!(gone, "the emptied container was reaped");
 }
+
+#[tokio::test]
+async fn pipelined_writes_are_answered_in_order_before_a_later_read() {
+    let addr = start(config()).await;
+    let mut c = Raw::connect(addr).await;
+    c.call(&create("/pipe", None, 0)).await;
+    let mut xids = Vec::new();
+    for i in 0..50 {
+        xids.push(c.send(&create(&format!("/pipe/n{i}"), None, 0)).await);
+    }
+    let read = c
+        .send(&Request::GetChildren2(GetChildren2Request {
+            path: Some("/pipe".into()),
+            watch: false,
+        }))
+        .await;
+    for xid in xids {
+        let (h, _) = c.recv().await.unwrap();
+        assert_eq!((h.xid, h.err), (xid, 0));
+    }
+    let (h, body) = c.recv().await.unwrap();
+    assert_eq!(h.xid, read);
+    let kids = GetChildren2Response::from_bytes(body).unwrap();
+    assert_eq!(
+        kids.children.unwrap().len(),
+        50,
+        "the read sees every earlier write"
+    );
+}

@@ -11,7 +11,7 @@ mod raw;
 pub use raw::*;
 use tokio::net::TcpListener;
 use zk_datatree::{Command, MemStore, Session, apply, init_system_nodes};
-use zk_session::{Backend, BackendError, Hub, Server, SessionConfig, TreeRead};
+use zk_session::{Backend, BackendError, Hub, Pending, Server, SessionConfig, TreeRead};
 
 pub struct MemBackend {
     store: RwLock<MemStore>,
@@ -32,13 +32,13 @@ impl MemBackend {
 }
 
 impl Backend for MemBackend {
-    async fn propose(&self, mut cmd: Command) -> Result<i64, BackendError> {
+    async fn submit(&self, mut cmd: Command) -> Result<Pending, BackendError> {
         let mut store = self.store.write().unwrap();
         let zxid = self.zxid.fetch_add(1, Ordering::SeqCst) + 1;
         cmd.time_ms = 1_700_000_000_000 + zxid;
         let applied = apply(&mut *store, zxid, &cmd);
         self.hub.on_applied(zxid, &cmd, &applied);
-        Ok(zxid)
+        Ok(Box::pin(std::future::ready(Ok(zxid))))
     }
     async fn read_barrier(&self) -> Result<i64, BackendError> {
         Ok(self.last_applied())
