@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -33,10 +33,11 @@ use zk_protocol::watch::{AddWatchMode, EventType, WatcherType};
 use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 
 use crate::backend::{Backend, BackendError, Pending, TreeRead};
+use crate::conns::{ConnInfo, short_op};
 use crate::fourlw;
 use crate::hub::{Outbound, Outbox, OutboxReceiver, notification, reply};
 use crate::password::session_password;
-use crate::server::Server;
+use crate::server::{Server, wall_clock_ms};
 use crate::watches::WatchKind;
 use crate::{auth, sasl};
 
@@ -92,6 +93,22 @@ enum Start {
 
 /// Serves one accepted connection to the end.
 pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: SocketAddr) {
+    let connection_id = server.hub.next_connection_id();
+    let sent = Arc::new(AtomicU64::new(0));
+    let info = Arc::new(ConnInfo::new(peer, Arc::clone(&sent)));
+    server.hub.conns.add(connection_id, Arc::clone(&info));
+    serve_registered(&server, stream, peer, connection_id, &info, sent).await;
+    server.hub.conns.remove(connection_id);
+}
+
+async fn serve_registered<B: Backend>(
+    server: &Arc<Server<B>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    connection_id: u64,
+    info: &Arc<ConnInfo>,
+    sent: Arc<AtomicU64>,
+) {
     let (rd, mut wr) = stream.into_split();
     let mut reader = FrameReader {
         rd,
@@ -101,7 +118,13 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
 
     let body = match reader.next(true, max).await {
         Ok(Start::Word(word)) => {
-            let text = fourlw::answer(&server, word);
+            info.received.fetch_add(1, Ordering::Relaxed);
+            server
+                .hub
+                .stats
+                .packets_received
+                .fetch_add(1, Ordering::Relaxed);
+            let text = fourlw::answer(server, word);
             let _ = wr.write_all(text.as_bytes()).await;
             let _ = wr.shutdown().await;
             return;
@@ -109,6 +132,12 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
         Ok(Start::Frame(body)) => body,
         Err(_) => return,
     };
+    info.received.fetch_add(1, Ordering::Relaxed);
+    server
+        .hub
+        .stats
+        .packets_received
+        .fetch_add(1, Ordering::Relaxed);
     let Ok(handshake) = decode_connect_request(body, max) else {
         debug!(%peer, "undecodable connect request, closing");
         return;
@@ -122,9 +151,8 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
     }
     let timeout = server.config.negotiate_timeout(request.time_out);
 
-    let (tx, rx) = Outbox::channel();
-    let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(&server)));
-    let connection_id = server.hub.next_connection_id();
+    let (tx, rx) = Outbox::channel(sent);
+    let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(server)));
 
     let session_id = if request.session_id == 0 {
         let (token, created) = server.hub.expect_session();
@@ -197,9 +225,14 @@ pub async fn serve<B: Backend>(server: Arc<Server<B>>, stream: TcpStream, peer: 
         return;
     };
     server.hub.attach(session_id, connection_id, tx.clone());
+    info.session_id.store(session_id, Ordering::Relaxed);
+    info.timeout_ms.store(timeout, Ordering::Relaxed);
+    info.established_ms
+        .store(wall_clock_ms(), Ordering::Relaxed);
 
     let mut conn = Conn {
-        server: Arc::clone(&server),
+        server: Arc::clone(server),
+        info: Arc::clone(info),
         session_id,
         tx,
         peer,
@@ -305,6 +338,8 @@ struct Conn<B> {
     sasl: Option<sasl::Sasl>,
     /// Writes submitted and not yet known to be applied, oldest first.
     pending: VecDeque<(i32, Pending)>,
+    /// This connection's counters (`cons`).
+    info: Arc<ConnInfo>,
 }
 
 /// The most writes one connection may have in flight; past it, reading waits for the oldest.
@@ -360,9 +395,18 @@ impl<B: Backend> Conn<B> {
         let hub = Arc::clone(&self.server.hub);
         let stats = &hub.stats;
         stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.info.received.fetch_add(1, Ordering::Relaxed);
         let keep = self.dispatch(xid, opcode, body).await;
         stats.outstanding.fetch_sub(1, Ordering::Relaxed);
-        stats.record_latency(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        let elapsed = started.elapsed();
+        stats.record_latency(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        self.info.record(
+            short_op(opcode),
+            xid,
+            self.server.backend.last_applied(),
+            i64::try_from(self.server.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        );
         keep
     }
 

@@ -22,7 +22,26 @@ pub fn answer<B: Backend>(server: &Server<B>, word: FourLetterWord) -> String {
         FourLetterWord::Mntr => mntr(server),
         FourLetterWord::Isro => "rw".to_string(),
         FourLetterWord::Conf => conf(server),
-        _ => format!("{name} is not supported by ferrokeeper yet.\n"),
+        FourLetterWord::Cons => cons(server),
+        FourLetterWord::Crst => {
+            for (_, c) in server.hub.conns.all() {
+                c.reset();
+            }
+            "Connection stats reset.\n".to_string()
+        }
+        FourLetterWord::Srst => {
+            server.hub.stats.reset();
+            "Server stats reset.\n".to_string()
+        }
+        FourLetterWord::Wchs => wchs(server),
+        FourLetterWord::Wchc => wch(server, true),
+        FourLetterWord::Wchp => wch(server, false),
+        FourLetterWord::Dirs => dirs(server),
+        FourLetterWord::Dump => dump(server),
+        // ZooKeeper's default trace mask; ferrokeeper does not trace by mask.
+        FourLetterWord::Gtmk | FourLetterWord::Stmk => "306".to_string(),
+        // Tree digests are not kept (ZooKeeper prints nothing when digest is off).
+        FourLetterWord::Hash => String::new(),
     }
 }
 
@@ -33,9 +52,11 @@ fn latency(server: &Server<impl Backend>) -> (u64, f64, u64) {
         return (0, 0.0, 0);
     }
     let total_ms = s.latency_total_us.load(Ordering::Relaxed) as f64 / 1000.0;
+    // ZooKeeper rounds the average to 4 decimals and prints it as a Java double.
+    let avg = (total_ms / count as f64 * 10_000.0).round() / 10_000.0;
     (
         s.latency_min_us.load(Ordering::Relaxed) / 1000,
-        total_ms / count as f64,
+        avg,
         s.latency_max_us.load(Ordering::Relaxed) / 1000,
     )
 }
@@ -49,7 +70,12 @@ fn srvr<B: Backend>(server: &Server<B>, with_clients: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Zookeeper version: {}", version_line(server));
     if with_clients {
-        let _ = writeln!(out, "Clients:\n");
+        let _ = writeln!(out, "Clients:");
+        for (_, c) in server.hub.conns.all() {
+            let session = c.session_id.load(Ordering::Relaxed) != 0;
+            let _ = writeln!(out, "{})", c.brief(u8::from(session)));
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:?}/{max}");
     let _ = writeln!(
@@ -78,7 +104,7 @@ fn version_line<B: Backend>(server: &Server<B>) -> String {
     format!(
         "{}, built on {}",
         server.config.version,
-        env!("CARGO_PKG_VERSION")
+        env!("FERROKEEPER_BUILT_ON")
     )
 }
 
@@ -122,12 +148,24 @@ fn conf<B: Backend>(server: &Server<B>) -> String {
     let c = &server.config;
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", c.client_port);
+    let _ = writeln!(out, "secureClientPort=-1");
     let _ = writeln!(out, "dataDir={}", c.data_dir);
+    let _ = writeln!(
+        out,
+        "dataDirSize={}",
+        dir_size(std::path::Path::new(&c.data_dir))
+    );
     let _ = writeln!(out, "dataLogDir={}", c.data_log_dir);
+    let _ = writeln!(
+        out,
+        "dataLogSize={}",
+        dir_size(std::path::Path::new(&c.data_log_dir))
+    );
     let _ = writeln!(out, "tickTime={}", c.tick_ms);
     let _ = writeln!(out, "maxClientCnxns={}", c.connections_per_ip_max);
     let _ = writeln!(out, "minSessionTimeout={}", c.session_timeout_ms_min);
     let _ = writeln!(out, "maxSessionTimeout={}", c.session_timeout_ms_max);
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
     let _ = writeln!(out, "serverId={}", c.server_id);
     out
 }
@@ -187,4 +225,102 @@ fn mntr<B: Backend>(server: &Server<B>) -> String {
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()
+}
+
+fn cons<B: Backend>(server: &Server<B>) -> String {
+    let mut out = String::new();
+    for (_, c) in server.hub.conns.all() {
+        let session = c.session_id.load(Ordering::Relaxed) != 0;
+        let _ = writeln!(out, "{}", c.full(u8::from(session)));
+    }
+    out.push('\n');
+    out
+}
+
+fn wchs<B: Backend>(server: &Server<B>) -> String {
+    let pairs = server.hub.watch_pairs();
+    let sessions: std::collections::BTreeSet<i64> = pairs.iter().map(|(s, _)| *s).collect();
+    let paths: std::collections::BTreeSet<&String> = pairs.iter().map(|(_, p)| p).collect();
+    format!(
+        "{} connections watching {} paths\nTotal watches:{}\n",
+        sessions.len(),
+        paths.len(),
+        pairs.len()
+    )
+}
+
+/// `wchc` (by session) or `wchp` (by path).
+fn wch<B: Backend>(server: &Server<B>, by_session: bool) -> String {
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (session, path) in server.hub.watch_pairs() {
+        let sid = format!("0x{session:x}");
+        let (key, item) = if by_session { (sid, path) } else { (path, sid) };
+        groups.entry(key).or_default().push(item);
+    }
+    let mut out = String::new();
+    for (key, items) in groups {
+        let _ = writeln!(out, "{key}");
+        for item in items {
+            let _ = writeln!(out, "\t{item}");
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn dirs<B: Backend>(server: &Server<B>) -> String {
+    let c = &server.config;
+    format!(
+        "datadir_size: {}\nlogdir_size: {}\n",
+        dir_size(std::path::Path::new(&c.data_dir)),
+        dir_size(std::path::Path::new(&c.data_log_dir))
+    )
+}
+
+fn dump<B: Backend>(server: &Server<B>) -> String {
+    let sessions = server.backend.sessions();
+    let mut out = String::from("SessionTracker dump:\n");
+    let _ = writeln!(out, "Global Sessions({}):", sessions.len());
+    for (id, s) in &sessions {
+        let _ = writeln!(out, "0x{id:x}\t{}ms", s.timeout_ms);
+    }
+    let with: Vec<(i64, Vec<String>)> = server.backend.read(|tree| {
+        sessions
+            .iter()
+            .map(|(id, _)| (*id, tree.ephemerals(*id)))
+            .filter(|(_, e)| !e.is_empty())
+            .collect()
+    });
+    let _ = writeln!(out, "ephemeral nodes dump:");
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", with.len());
+    for (id, paths) in with {
+        let _ = writeln!(out, "0x{id:x}:");
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    let _ = writeln!(out, "Connections dump:");
+    for (_, c) in server.hub.conns.all() {
+        let _ = writeln!(
+            out,
+            "\tip: /{} sessionId: 0x{:x}",
+            c.peer,
+            c.session_id.load(Ordering::Relaxed)
+        );
+    }
+    out
 }

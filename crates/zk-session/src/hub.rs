@@ -38,6 +38,7 @@ pub const OUTBOX_BYTES_MAX: usize = 64 << 20;
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Outbound>,
     queued: Arc<AtomicUsize>,
+    sent: Arc<AtomicU64>,
 }
 
 /// The writer's side of a connection's write queue.
@@ -48,14 +49,15 @@ pub struct OutboxReceiver {
 }
 
 impl Outbox {
-    /// Creates a connection's write queue.
-    pub fn channel() -> (Outbox, OutboxReceiver) {
+    /// Creates a connection's write queue; `sent` counts the frames queued.
+    pub fn channel(sent: Arc<AtomicU64>) -> (Outbox, OutboxReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         (
             Outbox {
                 tx,
                 queued: Arc::clone(&queued),
+                sent,
             },
             OutboxReceiver { rx, queued },
         )
@@ -69,6 +71,7 @@ impl Outbox {
             self.close();
             return;
         }
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let _ = self.tx.send(Outbound::Frame(frame));
     }
 
@@ -134,6 +137,20 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// `srst`: resets the counters.
+    pub fn reset(&self) {
+        for c in [
+            &self.packets_received,
+            &self.packets_sent,
+            &self.latency_total_us,
+            &self.latency_count,
+            &self.latency_max_us,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.latency_min_us.store(u64::MAX, Ordering::Relaxed);
+    }
+
     /// Records one request's latency.
     pub fn record_latency(&self, us: u64) {
         self.latency_total_us.fetch_add(us, Ordering::Relaxed);
@@ -151,6 +168,8 @@ pub struct Hub {
     next_token: std::sync::atomic::AtomicI32,
     /// Counters for the four-letter words.
     pub stats: Stats,
+    /// Every open connection.
+    pub conns: crate::conns::Registry,
 }
 
 impl Default for Hub {
@@ -163,6 +182,7 @@ impl Default for Hub {
                 latency_min_us: AtomicU64::new(u64::MAX),
                 ..Stats::default()
             },
+            conns: crate::conns::Registry::default(),
         }
     }
 }
@@ -330,6 +350,11 @@ impl Hub {
         }
     }
 
+    /// The watches as `wchs`, `wchc` and `wchp` report them: (session, path) pairs.
+    pub fn watch_pairs(&self) -> Vec<(i64, String)> {
+        self.lock().watches.pairs()
+    }
+
     /// The number of connected sessions and of watches.
     pub fn counts(&self) -> (usize, usize) {
         let st = self.lock();
@@ -385,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_connection_over_its_byte_budget_is_closed() {
-        let (tx, mut rx) = Outbox::channel();
+        let (tx, mut rx) = Outbox::channel(Arc::default());
         tx.frame(Bytes::from(vec![0u8; OUTBOX_BYTES_MAX - 10]));
         tx.frame(Bytes::from_static(&[1; 20]));
         assert!(

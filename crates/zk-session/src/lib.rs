@@ -13,6 +13,7 @@
 //! - `server`: listener, connection limits, session tracker and expiry.
 //! - `connection`: handshake and request handling for one connection.
 //! - `password`: ZooKeeper's session passwords.
+//! - `conns`: every open connection's counters (`stat`, `cons`).
 //! - `auth`: addauth's built-in schemes (digest, ip).
 //! - `sasl`: SASL DIGEST-MD5 with JAAS users.
 //! - `fourlw`: four-letter words.
@@ -22,6 +23,7 @@ mod auth;
 mod backend;
 mod config;
 mod connection;
+pub mod conns;
 mod fourlw;
 mod hub;
 mod password;

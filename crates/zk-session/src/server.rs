@@ -249,7 +249,7 @@ impl<B: Backend> Server<B> {
 }
 
 /// Milliseconds since the Unix epoch (the reaper's view of "now"; apply uses the command's).
-fn wall_clock_ms() -> i64 {
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

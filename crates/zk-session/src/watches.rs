@@ -192,6 +192,24 @@ impl Watches {
         }
     }
 
+    /// Every (session, path) pair with a watch in the data manager (what `wchs`, `wchc` and
+    /// `wchp` report in ZooKeeper: data, exist and persistent watches, not child watches),
+    /// sorted.
+    pub fn pairs(&self) -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = self
+            .by_session
+            .iter()
+            .flat_map(|(id, set)| {
+                set.iter()
+                    .filter(|(kind, _)| *kind != WatchKind::Child)
+                    .map(move |(_, p)| (*id, p.clone()))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The number of (path, session) watches, as `mntr`'s zk_watch_count counts them.
     pub fn count(&self) -> usize {
         self.tables

@@ -547,3 +547,46 @@ async fn pipelined_writes_are_answered_in_order_before_a_later_read() {
         "the read sees every earlier write"
     );
 }
+
+#[tokio::test]
+async fn connection_and_watch_four_letter_words() {
+    let addr = start(SessionConfig {
+        four_letter_words: FourLetterWhitelist::parse("*"),
+        ..config()
+    })
+    .await;
+    let mut c = Raw::connect(addr).await;
+    c.call(&get("/zookeeper", true)).await;
+    c.call(&Request::GetChildren2(GetChildren2Request {
+        path: Some("/".into()),
+        watch: true,
+    }))
+    .await;
+    let ask = |w: &'static [u8]| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(w).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    // As ZooKeeper: child watches are not in these summaries.
+    assert_eq!(
+        ask(b"wchs").await,
+        "1 connections watching 1 paths\nTotal watches:1\n"
+    );
+    let sid = format!("0x{:x}", c.session_id);
+    assert_eq!(ask(b"wchc").await, format!("{sid}\n\t/zookeeper\n\n"));
+    assert_eq!(ask(b"wchp").await, format!("/zookeeper\n\t{sid}\n\n"));
+    let cons = ask(b"cons").await;
+    assert!(
+        cons.contains(&format!("[1](queued=0,recved=3,sent=3,sid={sid},lop=GETC,")),
+        "{cons}"
+    );
+    let stat = ask(b"stat").await;
+    assert!(
+        stat.contains("Clients:\n /127.0.0.1:") && stat.contains("Mode: standalone"),
+        "{stat}"
+    );
+    assert_eq!(ask(b"crst").await, "Connection stats reset.\n");
+    assert!(ask(b"dump").await.contains("\tip: /127.0.0.1:"));
+}
