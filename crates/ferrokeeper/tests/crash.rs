@@ -111,15 +111,22 @@ async fn acknowledged_writes_survive_kill_9() {
         let (acked, stop, addr) = (Arc::clone(&acked), Arc::clone(&stop), node.addr);
         writers.push(tokio::spawn(async move {
             let mut c = Raw::connect(addr).await;
+            // Each writer keeps 8 creates in flight (pipelined): a reply acknowledges only
+            // its own write, so every acknowledged path must survive the kill.
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                let path = format!("/w-{client}-{n}");
-                let xid = c.send(&create(&path, 0)).await;
-                match c.recv().await {
-                    Some((h, _)) if h.xid == xid && h.err == 0 => acked.lock().await.push(path),
-                    _ => return,
+                let mut sent = Vec::new();
+                for _ in 0..8 {
+                    let path = format!("/w-{client}-{n}");
+                    sent.push((c.send(&create(&path, 0)).await, path));
+                    n += 1;
                 }
-                n += 1;
+                for (xid, path) in sent {
+                    match c.recv().await {
+                        Some((h, _)) if h.xid == xid && h.err == 0 => acked.lock().await.push(path),
+                        _ => return,
+                    }
+                }
             }
         }));
     }
