@@ -16,6 +16,7 @@ use zk_protocol::{
 
 use crate::acl::{self, AuthId};
 use crate::node::Node;
+use crate::quota;
 use crate::store::{Journal, Session, TreeStore, split_parent};
 
 /// A command as it is carried in the log. Apply reads nothing but the tree and this.
@@ -230,11 +231,14 @@ fn create<S: TreeStore + ?Sized>(
         ..Node::default()
     };
     let stat = node.stat();
+    let bytes = node.data.as_ref().map_or(0, |d| d.len() as i64);
     store.put_node(&path, node);
     parent.cversion = parent.cversion.wrapping_add(1);
     parent.num_children += 1;
     parent.pzxid = ctx.zxid;
     store.put_node(parent_path, parent);
+    quota::on_create(store, &path);
+    quota::on_change(store, &path, 1, bytes);
     ctx.triggers.push(Trigger {
         path: path.clone(),
         event: EventType::NodeCreated,
@@ -278,11 +282,14 @@ fn set_data<S: TreeStore + ?Sized>(
     let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::WRITE, ctx.auth)?;
     node.version = check_version(node.version, req.version)?;
+    let len = |d: &Option<Bytes>| d.as_ref().map_or(0, |d| d.len() as i64);
+    let bytes_diff = len(&req.data) - len(&node.data);
     node.data = req.data.clone();
     node.mzxid = ctx.zxid;
     node.mtime = ctx.time_ms;
     let stat = node.stat();
     store.put_node(path, node);
+    quota::on_change(store, path, 0, bytes_diff);
     ctx.triggers.push(Trigger {
         path: path.to_string(),
         event: EventType::NodeDataChanged,
@@ -436,10 +443,15 @@ fn remove_child<S: TreeStore + ?Sized>(
     path: &str,
 ) -> Result<(), ErrorCode> {
     let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
+    let bytes = store
+        .node(path)
+        .and_then(|n| n.data)
+        .map_or(0, |d| d.len() as i64);
     store.remove_node(path);
     parent.num_children -= 1;
     parent.pzxid = parent.pzxid.max(ctx.zxid);
     store.put_node(parent_path, parent);
+    quota::on_change(store, path, -1, -bytes);
     ctx.triggers.push(Trigger {
         path: path.to_string(),
         event: EventType::NodeDeleted,

@@ -13,6 +13,7 @@
 //! # Layout
 //! - `acl`: ACL checks and fixup with the world, auth, digest and ip schemes.
 //! - `node`: [`Node`] and the Stat quirks.
+//! - `quota`: quota statistics kept current under `/zookeeper/quota`.
 //! - `store`: [`TreeStore`], [`MemStore`], the multi journal.
 //! - `apply`: [`apply`], [`Command`], [`Outcome`], [`init_system_nodes`].
 //! - `codec`: the log encoding of a [`Command`].
@@ -21,6 +22,7 @@ mod acl;
 mod apply;
 mod codec;
 mod node;
+mod quota;
 mod store;
 
 pub use acl::{AuthId, check as check_acl, fixup as fixup_acl, mask_digests};

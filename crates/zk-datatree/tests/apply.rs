@@ -531,3 +531,55 @@ fn reconfig_is_refused_as_zookeeper_refuses_it() {
         Outcome::Error(ErrorCode::Unimplemented)
     );
 }
+
+#[test]
+fn quota_stats_follow_the_subtree() {
+    let mut t = Tree::new();
+    let with_data = |path: &str, data: &'static [u8]| {
+        Request::Create(
+            OpCode::Create,
+            CreateRequest {
+                path: Some(path.into()),
+                data: Some(Bytes::from_static(data)),
+                acl: open_acl(),
+                flags: 0,
+            },
+        )
+    };
+    t.req(with_data("/q", b"abc"));
+    t.req(with_data("/q/a", b"12345"));
+    // What zkCli's setquota creates.
+    t.req(with_data("/zookeeper/quota/q", b""));
+    t.req(with_data(
+        "/zookeeper/quota/q/zookeeper_limits",
+        b"count=10,bytes=-1",
+    ));
+    t.req(with_data(
+        "/zookeeper/quota/q/zookeeper_stats",
+        b"count=0,bytes=0",
+    ));
+    let stats = |t: &Tree| t.node("/zookeeper/quota/q/zookeeper_stats");
+    assert_eq!(stats(&t).data.as_deref(), Some(&b"count=2,bytes=8"[..]));
+    let version = stats(&t).version;
+    t.req(with_data("/q/b", b"xy"));
+    assert_eq!(stats(&t).data.as_deref(), Some(&b"count=3,bytes=10"[..]));
+    t.req(Request::SetData(SetDataRequest {
+        path: Some("/q/a".into()),
+        data: Some(Bytes::from_static(b"1")),
+        version: -1,
+    }));
+    assert_eq!(stats(&t).data.as_deref(), Some(&b"count=3,bytes=6"[..]));
+    t.delete("/q/b", -1);
+    assert_eq!(stats(&t).data.as_deref(), Some(&b"count=2,bytes=4"[..]));
+    assert_eq!(
+        stats(&t).version,
+        version,
+        "updated in place, as ZooKeeper does"
+    );
+    t.req(with_data("/other", b"zz"));
+    assert_eq!(
+        stats(&t).data.as_deref(),
+        Some(&b"count=2,bytes=4"[..]),
+        "outside the quota"
+    );
+}
