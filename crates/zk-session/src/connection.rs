@@ -499,12 +499,12 @@ impl<B: Backend> Conn<B> {
                                 self.auth.push(id);
                             }
                         }
-                        self.send(self.header(xid::AUTH, 0, ErrorCode::Ok));
+                        self.send(self.header(xid, 0, ErrorCode::Ok));
                         true
                     }
                     None => {
                         // ZooKeeper answers AUTHFAILED and closes the connection.
-                        self.send(self.header(xid::AUTH, 0, ErrorCode::AuthFailed));
+                        self.send(self.header(xid, 0, ErrorCode::AuthFailed));
                         false
                     }
                 }
