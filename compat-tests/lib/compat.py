@@ -30,16 +30,21 @@ CACHE_DIR = Path(os.environ.get("COMPAT_CACHE_DIR", COMPAT_DIR / ".cache"))
 sys.path.insert(0, str(COMPAT_DIR / "zkcli"))
 sys.path.insert(0, str(COMPAT_DIR / "kazoo"))
 sys.path.insert(0, str(COMPAT_DIR / "rawframes"))
+sys.path.insert(0, str(COMPAT_DIR / "gozk"))
+sys.path.insert(0, str(COMPAT_DIR / "differential"))
 import zkcli_suite  # noqa: E402
 import kazoo_suite  # noqa: E402
 import rawframes_suite  # noqa: E402
+import gozk_suite  # noqa: E402
+import differential  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
     "apache": {"title": "Apache ZooKeeper %s" % ZK_VERSION, "script": LIB / "apache-zk.sh", "offset": 0},
     "ferrokeeper": {"title": "ferrokeeper", "script": LIB / "ferrokeeper.sh", "offset": 100},
 }
-SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20}
+SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20, "gozk": 30}
+SUITES["differential"] = 50  # runs both servers at once (differential/differential.py)
 EXIT_NOT_BUILT = 3
 
 
@@ -202,6 +207,16 @@ def run_kazoo(server, port, name):
     return cell
 
 
+def run_gozk(server, port, name):
+    res = gozk_suite.run("127.0.0.1:%d" % port, server, RESULTS / "gozk", server_log(server, name))
+    cell = {k: res[k] for k in ("passed", "failed", "skipped", "deselected", "errors")}
+    cell["failed_tests"] = [f["id"] for f in res["failures"]]
+    if "error" in res:
+        cell["status"] = "error"
+        cell["reason"] = res["error"]
+    return cell
+
+
 # ------------------------------------------------------------------ matrix --
 
 def cell_text(cell):
@@ -218,7 +233,9 @@ def judge(cells, servers, suites):
     for suite in suites:
         a = cells.get(("apache", suite))
         if a is not None:
-            if a["status"] != "ran":
+            if a["status"] == "not run" and suite == "differential":
+                notes.append("%s: %s; this does not fail the run" % (suite, cell_text(a)))
+            elif a["status"] != "ran":
                 problems.append("%s on Apache ZooKeeper: %s (harness broken)" % (suite, cell_text(a)))
             elif a["failed"]:
                 problems.append("%s failed on Apache ZooKeeper: %d failed (harness broken)" % (suite, a["failed"]))
@@ -304,10 +321,19 @@ def main(argv=None):
         t = time.monotonic()
         kazoo_suite.setup()
         timings["prepare kazoo venv"] = time.monotonic() - t
+    if runnable and "gozk" in suites:
+        t = time.monotonic()
+        try:
+            gozk_suite.setup()
+        except gozk_suite.SetupError as e:  # each gozk cell reports it again as an error
+            say("gozk setup failed: %s" % e)
+        timings["prepare gozk tests"] = time.monotonic() - t
 
     cells = {}
     for server in servers:
         for suite in suites:
+            if suite == "differential":
+                continue  # both servers at once, after this loop
             name = "%s-%s" % (server, suite)
             port = port_for(server, suite, args.base_port)
             say("== %s on %s (127.0.0.1:%d)" % (suite, SERVERS[server]["title"], port))
@@ -329,6 +355,9 @@ def main(argv=None):
                 elif suite == "rawframes":
                     cell = {"status": "ran"}
                     cell.update(run_rawframes(server, port))
+                elif suite == "gozk":
+                    cell = {"status": "ran"}
+                    cell.update(run_gozk(server, port, name))
                 else:
                     cell = {"status": "ran"}
                     cell.update(run_kazoo(server, port, name))
@@ -342,6 +371,9 @@ def main(argv=None):
             cell["duration_s"] = round(time.monotonic() - t, 1)
             timings["%s on %s" % (suite, server)] = time.monotonic() - t
             cells[(server, suite)] = cell
+    if "differential" in suites:
+        cells.update(differential.harness_cells(servers, runnable, args.base_port, port_for,
+                                                start_server, stop_server, say))
 
     if "zkcli" in suites:
         if args.update_zkcli_expected and cells.get(("apache", "zkcli"), {}).get("status") == "ran":
