@@ -32,4 +32,4 @@ pub use apply::{
 };
 pub use codec::CommandDecodeError;
 pub use node::{Node, index_owner, owner_session, ttl_of};
-pub use store::{MemStore, Session, TreeStore, split_parent};
+pub use store::{MemStore, Session, TreeStore, child_path, split_parent};

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use crate::store::TreeStore;
+use crate::store::{TreeStore, child_path};
 
 const QUOTA_ROOT: &str = "/zookeeper/quota";
 const LIMIT_NODE: &str = "zookeeper_limits";
@@ -105,11 +105,7 @@ pub fn on_create<S: TreeStore + ?Sized>(store: &mut S, path: &str) {
         count += 1;
         bytes += node.data.as_ref().map_or(0, |d| d.len() as i64);
         for child in store.children(&p) {
-            stack.push(if p == "/" {
-                format!("/{child}")
-            } else {
-                format!("{p}/{child}")
-            });
+            stack.push(child_path(&p, &child));
         }
     }
     let root = quota_dir.to_string();

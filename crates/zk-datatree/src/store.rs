@@ -36,6 +36,15 @@ pub trait TreeStore {
     fn remove_session(&mut self, session_id: i64);
 }
 
+/// Joins a parent path and a child's name.
+pub fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
 /// Splits a path into its parent and its last component; the root's parent is `None`.
 pub fn split_parent(path: &str) -> Option<(&str, &str)> {
     let slash = path.rfind('/')?;

@@ -24,6 +24,17 @@ pub trait TreeRead {
     fn session(&self, session_id: i64) -> Option<Session>;
 }
 
+/// Visits `root` and every node below it (depth first; children in name order).
+pub fn walk(tree: &dyn TreeRead, root: &str, mut visit: impl FnMut(&str)) {
+    let mut stack = vec![root.to_string()];
+    while let Some(p) = stack.pop() {
+        visit(&p);
+        for name in tree.children(&p).into_iter().rev() {
+            stack.push(zk_datatree::child_path(&p, &name));
+        }
+    }
+}
+
 impl<T: TreeStore> TreeRead for T {
     fn node(&self, path: &str) -> Option<Node> {
         TreeStore::node(self, path)

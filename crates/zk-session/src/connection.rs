@@ -32,7 +32,7 @@ use zk_protocol::multi::{MultiOp, MultiResult};
 use zk_protocol::watch::{AddWatchMode, EventType, WatcherType};
 use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 
-use crate::backend::{Backend, BackendError, Pending, TreeRead};
+use crate::backend::{Backend, BackendError, Pending, TreeRead, walk};
 use crate::conns::{ConnInfo, short_op};
 use crate::fourlw;
 use crate::hub::{Outbound, Outbox, OutboxReceiver, notification, reply};
@@ -883,16 +883,6 @@ impl<B: Backend> Conn<B> {
 /// All descendants of `path` (`DataTree.getAllChildrenNumber`).
 fn count_descendants(tree: &dyn TreeRead, path: &str) -> usize {
     let mut total = 0;
-    let mut stack = vec![path.to_string()];
-    while let Some(p) = stack.pop() {
-        for name in tree.children(&p) {
-            total += 1;
-            stack.push(if p == "/" {
-                format!("/{name}")
-            } else {
-                format!("{p}/{name}")
-            });
-        }
-    }
-    total
+    walk(tree, path, |_| total += 1);
+    total - 1
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use zk_protocol::frame::FourLetterWord;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, walk};
 use crate::server::Server;
 
 /// Returns the text answering `word`, as ZooKeeper 3.9 writes it.
@@ -111,19 +111,7 @@ fn version_line<B: Backend>(server: &Server<B>) -> String {
 /// ZooKeeper's node count includes the root twice (it is stored under "" and "/").
 fn node_count<B: Backend>(server: &Server<B>) -> usize {
     let mut count = 1;
-    let mut stack = vec!["/".to_string()];
-    server.backend.read(|tree| {
-        while let Some(p) = stack.pop() {
-            count += 1;
-            for name in tree.children(&p) {
-                stack.push(if p == "/" {
-                    format!("/{name}")
-                } else {
-                    format!("{p}/{name}")
-                });
-            }
-        }
-    });
+    server.backend.read(|tree| walk(tree, "/", |_| count += 1));
     count
 }
 
@@ -177,20 +165,12 @@ fn mntr<B: Backend>(server: &Server<B>) -> String {
     let (ephemerals, data_size) = server.backend.read(|tree| {
         let mut ephemerals = 0usize;
         let mut size = 0usize;
-        let mut stack = vec!["/".to_string()];
-        while let Some(p) = stack.pop() {
-            if let Some(n) = tree.node(&p) {
+        walk(tree, "/", |p| {
+            if let Some(n) = tree.node(p) {
                 size += p.len() + n.data.as_ref().map_or(0, |d| d.len());
                 ephemerals += usize::from(n.owner_session().is_some());
             }
-            for name in tree.children(&p) {
-                stack.push(if p == "/" {
-                    format!("/{name}")
-                } else {
-                    format!("{p}/{name}")
-                });
-            }
-        }
+        });
         (ephemerals, size)
     });
     let rows: Vec<(&str, String)> = vec![
