@@ -76,6 +76,8 @@ pub struct Trigger {
     pub path: String,
     /// The event type they receive.
     pub event: EventType,
+    /// That node's ACL: ZooKeeper 3.9 delivers an event only to watchers with READ on it.
+    pub acl: Vec<ACL>,
 }
 
 /// What a command did.
@@ -232,6 +234,7 @@ fn create<S: TreeStore + ?Sized>(
     };
     let stat = node.stat();
     let bytes = node.data.as_ref().map_or(0, |d| d.len() as i64);
+    let (node_acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
     store.put_node(&path, node);
     parent.cversion = parent.cversion.wrapping_add(1);
     parent.num_children += 1;
@@ -242,10 +245,12 @@ fn create<S: TreeStore + ?Sized>(
     ctx.triggers.push(Trigger {
         path: path.clone(),
         event: EventType::NodeCreated,
+        acl: node_acl,
     });
     ctx.triggers.push(Trigger {
         path: parent_path.to_string(),
         event: EventType::NodeChildrenChanged,
+        acl: parent_acl,
     });
     Ok((path, stat))
 }
@@ -288,11 +293,13 @@ fn set_data<S: TreeStore + ?Sized>(
     node.mzxid = ctx.zxid;
     node.mtime = ctx.time_ms;
     let stat = node.stat();
+    let acl = node.acl.clone();
     store.put_node(path, node);
     quota::on_change(store, path, 0, bytes_diff);
     ctx.triggers.push(Trigger {
         path: path.to_string(),
         event: EventType::NodeDataChanged,
+        acl,
     });
     Ok(stat)
 }
@@ -329,13 +336,15 @@ fn set_acl<S: TreeStore + ?Sized>(
     Ok(stat)
 }
 
-/// The opcode a create inside a multi has: the header's create2 and createContainer stand (a
-/// create2's result carries the Stat, measured on 3.9.5); for a plain create `Op.create`
-/// derives it from the flags, so a container flag makes a createContainer.
+/// The opcode a create inside a multi has. ZooKeeper rebuilds each create op from its flags
+/// (`Op.create`), keeping a create2 header (whose result carries the Stat): a container flag
+/// makes a createContainer whatever the header, and a createTTL header without a TTL mode is a
+/// plain create (measured on 3.9.5 by the differential driver).
 fn multi_create_opcode(header: OpCode, flags: i32) -> OpCode {
     match (header, CreateMode::from_flags(flags)) {
-        (OpCode::Create2 | OpCode::CreateContainer, _) => header,
         (_, Ok(CreateMode::Container)) => OpCode::CreateContainer,
+        (OpCode::CreateTtl, Ok(mode)) if mode.is_ttl() => OpCode::CreateTtl,
+        (OpCode::Create2, _) => OpCode::Create2,
         _ => OpCode::Create,
     }
 }
@@ -371,8 +380,22 @@ fn multi<S: TreeStore + ?Sized>(
             }
             MultiOp::CreateTtl(req) => {
                 let (create_req, ttl) = split_ttl(req);
-                create(&mut journal, &mut sub, OpCode::CreateTtl, &create_req, ttl)
-                    .map(|(path, stat)| MultiResult::Create2(path, stat))
+                match multi_create_opcode(OpCode::CreateTtl, req.flags) {
+                    OpCode::CreateTtl => {
+                        create(&mut journal, &mut sub, OpCode::CreateTtl, &create_req, ttl)
+                            .map(|(path, stat)| MultiResult::Create2(path, stat))
+                    }
+                    OpCode::CreateContainer => create(
+                        &mut journal,
+                        &mut sub,
+                        OpCode::CreateContainer,
+                        &create_req,
+                        -1,
+                    )
+                    .map(|(path, stat)| MultiResult::Create2(path, stat)),
+                    _ => create(&mut journal, &mut sub, OpCode::Create, &create_req, -1)
+                        .map(|(path, _)| MultiResult::Create(path)),
+                }
             }
             MultiOp::Delete(req) => {
                 delete(&mut journal, &mut sub, req).map(|()| MultiResult::Delete)
@@ -443,10 +466,9 @@ fn remove_child<S: TreeStore + ?Sized>(
     path: &str,
 ) -> Result<(), ErrorCode> {
     let mut parent = store.node(parent_path).ok_or(ErrorCode::NoNode)?;
-    let bytes = store
-        .node(path)
-        .and_then(|n| n.data)
-        .map_or(0, |d| d.len() as i64);
+    let node = store.node(path).ok_or(ErrorCode::NoNode)?;
+    let bytes = node.data.as_ref().map_or(0, |d| d.len() as i64);
+    let parent_acl = parent.acl.clone();
     store.remove_node(path);
     parent.num_children -= 1;
     parent.pzxid = parent.pzxid.max(ctx.zxid);
@@ -455,10 +477,12 @@ fn remove_child<S: TreeStore + ?Sized>(
     ctx.triggers.push(Trigger {
         path: path.to_string(),
         event: EventType::NodeDeleted,
+        acl: node.acl,
     });
     ctx.triggers.push(Trigger {
         path: parent_path.to_string(),
         event: EventType::NodeChildrenChanged,
+        acl: parent_acl,
     });
     Ok(())
 }

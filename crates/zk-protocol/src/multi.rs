@@ -66,7 +66,13 @@ pub fn decode_multi_request(r: &mut Reader) -> Result<Vec<MultiOp>, RequestError
         }
         let op = match OpCode::from_i32(header.r#type) {
             Some(code @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer)) => {
-                MultiOp::Create(code, CreateRequest::decode(r)?)
+                let req = CreateRequest::decode(r)?;
+                // Java rebuilds the op with Op.create(path, data, acl, flags): a TTL mode
+                // without a TTL fails there, and the whole multi is a MARSHALLINGERROR.
+                if matches!(req.flags, 5 | 6) {
+                    return Err(RequestError::InvalidMultiOp(header.r#type));
+                }
+                MultiOp::Create(code, req)
             }
             Some(OpCode::CreateTtl) => MultiOp::CreateTtl(CreateTTLRequest::decode(r)?),
             Some(OpCode::Delete) => MultiOp::Delete(DeleteRequest::decode(r)?),

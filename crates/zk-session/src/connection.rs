@@ -240,6 +240,7 @@ async fn serve_registered<B: Backend>(
         sasl: None,
         pending: VecDeque::new(),
     };
+    server.hub.set_auth(session_id, conn.auth.clone());
     let mut writer = writer;
     loop {
         let frame = tokio::select! {
@@ -499,6 +500,7 @@ impl<B: Backend> Conn<B> {
                                 self.auth.push(id);
                             }
                         }
+                        self.server.hub.set_auth(self.session_id, self.auth.clone());
                         self.send(self.header(xid, 0, ErrorCode::Ok));
                         true
                     }
@@ -606,6 +608,7 @@ impl<B: Backend> Conn<B> {
                     self.auth.push(auth::AuthId::new("super", ""));
                 }
                 self.auth.push(auth::AuthId::new("sasl", user));
+                self.server.hub.set_auth(self.session_id, self.auth.clone());
                 self.sasl = Some(sasl::Sasl::Done);
                 Some(rspauth)
             }
@@ -806,15 +809,17 @@ impl<B: Backend> Conn<B> {
                 let results: Vec<MultiResult> = ops
                     .iter()
                     .map(|op| match op {
-                        MultiOp::GetData(r) => match path_of(&r.path)
-                            .and_then(|p| tree.node(&p).ok_or(ErrorCode::NoNode))
-                        {
+                        MultiOp::GetData(r) => match path_of(&r.path).and_then(|p| {
+                            let n = tree.node(&p).ok_or(ErrorCode::NoNode)?;
+                            check_acl(&n.acl, perms::READ, &self.auth).map(|()| n)
+                        }) {
                             Ok(n) => MultiResult::GetData(n.data.clone(), n.stat()),
                             Err(code) => MultiResult::Error(code.code()),
                         },
-                        MultiOp::GetChildren(r) => match path_of(&r.path)
-                            .and_then(|p| tree.node(&p).map(|_| p).ok_or(ErrorCode::NoNode))
-                        {
+                        MultiOp::GetChildren(r) => match path_of(&r.path).and_then(|p| {
+                            let n = tree.node(&p).ok_or(ErrorCode::NoNode)?;
+                            check_acl(&n.acl, perms::READ, &self.auth).map(|()| p)
+                        }) {
                             Ok(p) => MultiResult::GetChildren(tree.children(&p)),
                             Err(code) => MultiResult::Error(code.code()),
                         },

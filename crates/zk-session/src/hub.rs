@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
-use zk_datatree::{Applied, Command, Op, Outcome};
+use zk_datatree::{Applied, AuthId, Command, Op, Outcome, check_acl};
 use zk_protocol::frame::write_frame;
 use zk_protocol::jute::Record;
 use zk_protocol::jute::proto::{
@@ -15,7 +15,7 @@ use zk_protocol::jute::proto::{
 };
 use zk_protocol::multi::encode_multi_response;
 use zk_protocol::watch::KeeperState;
-use zk_protocol::{OpCode, xid};
+use zk_protocol::{OpCode, perms, xid};
 
 use crate::watches::{WatchKind, Watches};
 
@@ -113,6 +113,8 @@ struct Connection {
 #[derive(Debug, Default)]
 struct State {
     connections: HashMap<i64, Connection>,
+    /// Each connected session's authenticated ids, for the READ check on watch delivery.
+    auth: HashMap<i64, Vec<AuthId>>,
     pending_sessions: HashMap<i32, oneshot::Sender<i64>>,
     watches: Watches,
 }
@@ -290,6 +292,9 @@ impl Hub {
     /// (the client moved to this one).
     pub fn attach(&self, session_id: i64, connection_id: u64, tx: Outbox) {
         let mut st = self.lock();
+        // Watches belong to a connection in ZooKeeper: a new connection starts with none and
+        // re-registers them with setWatches.
+        st.watches.remove_session(session_id);
         if let Some(old) = st.connections.insert(
             session_id,
             Connection {
@@ -308,7 +313,13 @@ impl Hub {
         }
     }
 
-    /// Detaches a connection from its session if it is still the attached one.
+    /// Records a connected session's authenticated ids (after the handshake and each addauth).
+    pub fn set_auth(&self, session_id: i64, auth: Vec<AuthId>) {
+        self.lock().auth.insert(session_id, auth);
+    }
+
+    /// Detaches a connection from its session if it is still the attached one; its watches go
+    /// with it.
     pub fn detach(&self, session_id: i64, connection_id: u64) {
         let mut st = self.lock();
         if st
@@ -317,6 +328,8 @@ impl Hub {
             .is_some_and(|c| c.id == connection_id)
         {
             st.connections.remove(&session_id);
+            st.watches.remove_session(session_id);
+            st.auth.remove(&session_id);
         }
     }
 
@@ -369,6 +382,11 @@ impl Hub {
         for t in &applied.triggers {
             let frame = notification(zxid, t.event as i32, &t.path);
             for session in st.watches.fire(&t.path, t.event) {
+                // ZooKeeper 3.9 delivers an event only to a watcher with READ on the node.
+                let auth = st.auth.get(&session).map_or(&[][..], Vec::as_slice);
+                if check_acl(&t.acl, perms::READ, auth).is_err() {
+                    continue;
+                }
                 if let Some(c) = st.connections.get(&session) {
                     c.tx.frame(frame.clone());
                     self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
