@@ -337,12 +337,12 @@ fn set_acl<S: TreeStore + ?Sized>(
 }
 
 /// The opcode a create inside a multi has. ZooKeeper rebuilds each create op from its flags
-/// (`Op.create`), keeping a create2 header (whose result carries the Stat): a container flag
-/// makes a createContainer whatever the header, and a createTTL header without a TTL mode is a
-/// plain create (measured on 3.9.5 by the differential driver).
+/// (`Op.create`), keeping a create2 or createContainer header (whose results carry the Stat): a
+/// container flag makes a createContainer whatever the header, and a createTTL header without
+/// a TTL mode is a plain create (measured on 3.9.5 by the differential driver).
 fn multi_create_opcode(header: OpCode, flags: i32) -> OpCode {
     match (header, CreateMode::from_flags(flags)) {
-        (_, Ok(CreateMode::Container)) => OpCode::CreateContainer,
+        (OpCode::CreateContainer, _) | (_, Ok(CreateMode::Container)) => OpCode::CreateContainer,
         (OpCode::CreateTtl, Ok(mode)) if mode.is_ttl() => OpCode::CreateTtl,
         (OpCode::Create2, _) => OpCode::Create2,
         _ => OpCode::Create,
