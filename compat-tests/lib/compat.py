@@ -31,10 +31,12 @@ sys.path.insert(0, str(COMPAT_DIR / "zkcli"))
 sys.path.insert(0, str(COMPAT_DIR / "kazoo"))
 sys.path.insert(0, str(COMPAT_DIR / "rawframes"))
 sys.path.insert(0, str(COMPAT_DIR / "gozk"))
+sys.path.insert(0, str(COMPAT_DIR / "differential"))
 import zkcli_suite  # noqa: E402
 import kazoo_suite  # noqa: E402
 import rawframes_suite  # noqa: E402
 import gozk_suite  # noqa: E402
+import differential  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
@@ -42,6 +44,7 @@ SERVERS = {
     "ferrokeeper": {"title": "ferrokeeper", "script": LIB / "ferrokeeper.sh", "offset": 100},
 }
 SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20, "gozk": 30}
+SUITES["differential"] = 50  # runs both servers at once (differential/differential.py)
 EXIT_NOT_BUILT = 3
 
 
