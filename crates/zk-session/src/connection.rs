@@ -698,6 +698,22 @@ impl<B: Backend> Conn<B> {
         self.send(self.header(xid, last, code));
     }
 
+    /// The node at `path` if this connection may READ it, registering a watch of `watch`'s
+    /// kind if asked (after the checks, as ZooKeeper registers it only for a readable node).
+    fn readable(
+        &self,
+        tree: &dyn TreeRead,
+        path: &str,
+        watch: Option<WatchKind>,
+    ) -> Result<zk_datatree::Node, ErrorCode> {
+        let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
+        check_acl(&node.acl, perms::READ, &self.auth)?;
+        if let Some(kind) = watch {
+            self.watch(kind, path);
+        }
+        Ok(node)
+    }
+
     fn watch(&self, kind: WatchKind, path: &str) {
         self.server.hub.add_watch(kind, path, self.session_id);
     }
@@ -729,11 +745,7 @@ impl<B: Backend> Conn<B> {
             }
             Request::GetData(req) => {
                 let path = path_of(&req.path)?;
-                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
-                check_acl(&node.acl, perms::READ, &self.auth)?;
-                if req.watch {
-                    self.watch(WatchKind::Data, &path);
-                }
+                let node = self.readable(tree, &path, req.watch.then_some(WatchKind::Data))?;
                 let resp = GetDataResponse {
                     stat: node.stat(),
                     data: node.data,
@@ -742,11 +754,7 @@ impl<B: Backend> Conn<B> {
             }
             Request::GetChildren(req) => {
                 let path = path_of(&req.path)?;
-                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
-                check_acl(&node.acl, perms::READ, &self.auth)?;
-                if req.watch {
-                    self.watch(WatchKind::Child, &path);
-                }
+                self.readable(tree, &path, req.watch.then_some(WatchKind::Child))?;
                 let resp = GetChildrenResponse {
                     children: Some(tree.children(&path)),
                 };
@@ -754,11 +762,7 @@ impl<B: Backend> Conn<B> {
             }
             Request::GetChildren2(req) => {
                 let path = path_of(&req.path)?;
-                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
-                check_acl(&node.acl, perms::READ, &self.auth)?;
-                if req.watch {
-                    self.watch(WatchKind::Child, &path);
-                }
+                let node = self.readable(tree, &path, req.watch.then_some(WatchKind::Child))?;
                 let resp = GetChildren2Response {
                     children: Some(tree.children(&path)),
                     stat: node.stat(),
@@ -783,8 +787,7 @@ impl<B: Backend> Conn<B> {
             }
             Request::GetAllChildrenNumber(req) => {
                 let path = path_of(&req.path)?;
-                let node = tree.node(&path).ok_or(ErrorCode::NoNode)?;
-                check_acl(&node.acl, perms::READ, &self.auth)?;
+                self.readable(tree, &path, None)?;
                 let total = count_descendants(tree, &path);
                 let resp = GetAllChildrenNumberResponse {
                     total_number: i32::try_from(total).unwrap_or(i32::MAX),
@@ -809,17 +812,15 @@ impl<B: Backend> Conn<B> {
                 let results: Vec<MultiResult> = ops
                     .iter()
                     .map(|op| match op {
-                        MultiOp::GetData(r) => match path_of(&r.path).and_then(|p| {
-                            let n = tree.node(&p).ok_or(ErrorCode::NoNode)?;
-                            check_acl(&n.acl, perms::READ, &self.auth).map(|()| n)
-                        }) {
-                            Ok(n) => MultiResult::GetData(n.data.clone(), n.stat()),
-                            Err(code) => MultiResult::Error(code.code()),
-                        },
-                        MultiOp::GetChildren(r) => match path_of(&r.path).and_then(|p| {
-                            let n = tree.node(&p).ok_or(ErrorCode::NoNode)?;
-                            check_acl(&n.acl, perms::READ, &self.auth).map(|()| p)
-                        }) {
+                        MultiOp::GetData(r) => {
+                            match path_of(&r.path).and_then(|p| self.readable(tree, &p, None)) {
+                                Ok(n) => MultiResult::GetData(n.data.clone(), n.stat()),
+                                Err(code) => MultiResult::Error(code.code()),
+                            }
+                        }
+                        MultiOp::GetChildren(r) => match path_of(&r.path)
+                            .and_then(|p| self.readable(tree, &p, None).map(|_| p))
+                        {
                             Ok(p) => MultiResult::GetChildren(tree.children(&p)),
                             Err(code) => MultiResult::Error(code.code()),
                         },
