@@ -37,6 +37,8 @@ import kazoo_suite  # noqa: E402
 import rawframes_suite  # noqa: E402
 import gozk_suite  # noqa: E402
 import differential  # noqa: E402
+sys.path.insert(0, str(COMPAT_DIR / "curator"))
+import curator_suite  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
@@ -45,6 +47,7 @@ SERVERS = {
 }
 SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20, "gozk": 30}
 SUITES["differential"] = 50  # runs both servers at once (differential/differential.py)
+SUITES["curator"] = 40  # Apache Curator recipes, Maven + JUnit 5 (curator/curator_suite.py)
 EXIT_NOT_BUILT = 3
 
 
@@ -217,6 +220,16 @@ def run_gozk(server, port, name):
     return cell
 
 
+def run_curator(server, port, name):
+    res = curator_suite.run("127.0.0.1:%d" % port, server, RESULTS / "curator", server_log(server, name))
+    cell = {k: res[k] for k in ("passed", "failed", "skipped", "deselected", "errors")}
+    cell["failed_tests"] = [f["id"] for f in res["failures"]]
+    if "error" in res:
+        cell["status"] = "error"
+        cell["reason"] = res["error"]
+    return cell
+
+
 # ------------------------------------------------------------------ matrix --
 
 def cell_text(cell):
@@ -328,6 +341,13 @@ def main(argv=None):
         except gozk_suite.SetupError as e:  # each gozk cell reports it again as an error
             say("gozk setup failed: %s" % e)
         timings["prepare gozk tests"] = time.monotonic() - t
+    if runnable and "curator" in suites:
+        t = time.monotonic()
+        try:
+            curator_suite.setup()
+        except curator_suite.SetupError as e:  # each curator cell reports it again as an error
+            say("curator setup failed: %s" % e)
+        timings["prepare curator tests"] = time.monotonic() - t
 
     cells = {}
     for server in servers:
@@ -358,6 +378,9 @@ def main(argv=None):
                 elif suite == "gozk":
                     cell = {"status": "ran"}
                     cell.update(run_gozk(server, port, name))
+                elif suite == "curator":
+                    cell = {"status": "ran"}
+                    cell.update(run_curator(server, port, name))
                 else:
                     cell = {"status": "ran"}
                     cell.update(run_kazoo(server, port, name))
