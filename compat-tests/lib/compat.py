@@ -200,29 +200,11 @@ def finish_rawframes(cells, servers):
                                        "identical" if not diff else "%d lines" % len(diff.splitlines())))
 
 
-def run_kazoo(server, port, name):
-    res = kazoo_suite.run("127.0.0.1:%d" % port, server, RESULTS / "kazoo", server_log(server, name))
-    cell = {k: res[k] for k in ("passed", "failed", "skipped", "deselected", "errors", "pytest_exit_code")}
-    cell["failed_tests"] = [f["id"] for f in res["failures"]]
-    if "error" in res:
-        cell["status"] = "error"
-        cell["reason"] = res["error"]
-    return cell
-
-
-def run_gozk(server, port, name):
-    res = gozk_suite.run("127.0.0.1:%d" % port, server, RESULTS / "gozk", server_log(server, name))
-    cell = {k: res[k] for k in ("passed", "failed", "skipped", "deselected", "errors")}
-    cell["failed_tests"] = [f["id"] for f in res["failures"]]
-    if "error" in res:
-        cell["status"] = "error"
-        cell["reason"] = res["error"]
-    return cell
-
-
-def run_curator(server, port, name):
-    res = curator_suite.run("127.0.0.1:%d" % port, server, RESULTS / "curator", server_log(server, name))
-    cell = {k: res[k] for k in ("passed", "failed", "skipped", "deselected", "errors")}
+def run_client_suite(module, suite, server, port, name, extra_keys=()):
+    """Runs a client test suite (kazoo, gozk, curator) against one server; returns its cell."""
+    res = module.run("127.0.0.1:%d" % port, server, RESULTS / suite, server_log(server, name))
+    keys = ("passed", "failed", "skipped", "deselected", "errors") + tuple(extra_keys)
+    cell = {k: res[k] for k in keys}
     cell["failed_tests"] = [f["id"] for f in res["failures"]]
     if "error" in res:
         cell["status"] = "error"
@@ -377,13 +359,13 @@ def main(argv=None):
                     cell.update(run_rawframes(server, port))
                 elif suite == "gozk":
                     cell = {"status": "ran"}
-                    cell.update(run_gozk(server, port, name))
+                    cell.update(run_client_suite(gozk_suite, "gozk", server, port, name))
                 elif suite == "curator":
                     cell = {"status": "ran"}
-                    cell.update(run_curator(server, port, name))
+                    cell.update(run_client_suite(curator_suite, "curator", server, port, name))
                 else:
                     cell = {"status": "ran"}
-                    cell.update(run_kazoo(server, port, name))
+                    cell.update(run_client_suite(kazoo_suite, "kazoo", server, port, name, ("pytest_exit_code",)))
             except KeyboardInterrupt:
                 say("interrupted; stopping %s" % name)
                 stop_server(server, name)
