@@ -42,8 +42,12 @@ start() {
     fetch
     start_checks "$name" "$port"
     local dir; dir="$(prepare_run_dir "$name" "$port")"
+    local extra=() line
+    while IFS= read -r line; do
+        [[ -n "$line" ]] && extra+=("-Dzookeeper.$line")
+    done <<< "${COMPAT_ZK_EXTRA:-}"
     # exec so that $! is the JVM itself
-    ( exec "$JAVA" -Xms64m -Xmx512m -XX:+UseSerialGC \
+    ( exec "$JAVA" -Xms64m -Xmx512m -XX:+UseSerialGC "${extra[@]}" \
         -Dfile.encoding=UTF-8 -Djava.awt.headless=true \
         -Dzookeeper.log.dir="$dir/log" \
         -Dlogback.configurationFile="$COMPAT_DIR/lib/logback-server.xml" \
@@ -53,6 +57,7 @@ start() {
         -Dznode.container.checkIntervalMs=1000 \
         -Dzookeeper.authProvider.sasl="$SASL_PROVIDER" \
         -Dzookeeper.fips-mode=false \
+        -Dzookeeper.enforceQuota=true \
         -cp "$ZK_LIB/*" org.apache.zookeeper.server.quorum.QuorumPeerMain \
         "$dir/zoo.cfg" ) > "$dir/log/stdout.log" 2>&1 < /dev/null &
     local pid=$!

@@ -87,7 +87,14 @@ fips-mode=false
 znode.container.checkIntervalMs=1000
 # Apache: -Djava.security.auth.login.config=<this file> (SASL DIGEST-MD5 users)
 jaasLoginConfig=$dir/jaas.conf
+# Hard quota limits fail writes with QUOTAEXCEEDED (zkcli's quota block tests them).
+enforceQuota=true
 EOF
+    # COMPAT_ZK_EXTRA: more key=value lines, one per line, for a suite that needs
+    # a server configured differently (Apache also gets each as -Dzookeeper.K=V).
+    if [[ -n "${COMPAT_ZK_EXTRA:-}" ]]; then
+        printf '# COMPAT_ZK_EXTRA\n%s\n' "$COMPAT_ZK_EXTRA" >> "$dir/zoo.cfg"
+    fi
     # Apache ZooKeeper rewrites zoo.cfg (dynamic config); keep what we wrote.
     cp "$dir/zoo.cfg" "$dir/zoo.cfg.generated"
     echo "$dir"

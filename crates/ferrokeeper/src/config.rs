@@ -149,6 +149,12 @@ impl Config {
                 // Server-side SASL is always DIGEST-MD5 with the JAAS users here.
                 "authProvider.sasl" | "authProvider.1" | "fips-mode" => {}
                 "reconfigEnabled" => c.session.reconfig_enabled = v == "true",
+                "enforceQuota" => c.session.enforce_quota = v == "true",
+                "enforce.auth.enabled"
+                | "enforce.auth.schemes"
+                | "sessionRequireClientSASLAuth" => {
+                    // Read together below (AuthenticationHelper).
+                }
                 "standaloneEnabled" => {
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }
@@ -158,6 +164,7 @@ impl Config {
                 _ => c.ignored.push(k.clone()),
             }
         }
+        c.session.enforce_auth_schemes = enforce_auth_schemes(&kv)?;
         if !kv.contains_key("dataLogDir") {
             c.data_log_dir = c.data_dir.clone();
         }
@@ -174,6 +181,35 @@ impl Config {
         c.session.data_log_dir = c.data_log_dir.display().to_string();
         Ok(c)
     }
+}
+
+/// The schemes a connection must have authenticated with, as ZooKeeper's `AuthenticationHelper`
+/// reads them: `sessionRequireClientSASLAuth=true` means `sasl`; else `enforce.auth.enabled=true`
+/// needs `enforce.auth.schemes` (a comma list of known schemes), or the server does not start.
+fn enforce_auth_schemes(kv: &BTreeMap<String, String>) -> anyhow::Result<Vec<String>> {
+    let is_true = |k: &str| kv.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if is_true("sessionRequireClientSASLAuth") {
+        return Ok(vec!["sasl".into()]);
+    }
+    if !is_true("enforce.auth.enabled") {
+        return Ok(Vec::new());
+    }
+    let schemes: Vec<String> = kv
+        .get("enforce.auth.schemes")
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    if schemes.is_empty() {
+        bail!(
+            "zookeeper.enforce.auth.enabled is true zookeeper.enforce.auth.schemes must be configured"
+        );
+    }
+    if let Some(unknown) = schemes
+        .iter()
+        .find(|s| !["digest", "ip", "sasl"].contains(&s.as_str()))
+    {
+        bail!("Authentication scheme {unknown} is not available.");
+    }
+    Ok(schemes)
 }
 
 /// `SERVER_JVMFLAGS` and `JVMFLAGS`, the variables ZooKeeper's scripts pass to the JVM.
@@ -242,5 +278,31 @@ mod tests {
         assert_eq!(flagged.session.sasl_super_user.as_deref(), Some("admin"));
         assert_eq!(flagged.session.tick_ms, 3000, "zoo.cfg wins over a flag");
         assert!(Config::parse("just words\n").is_err());
+    }
+
+    #[test]
+    fn reads_quota_and_auth_enforcement() {
+        let c = Config::parse_with_flags(
+            "",
+            "-Dzookeeper.enforceQuota=true -Dzookeeper.enforce.auth.enabled=true \
+             -Dzookeeper.enforce.auth.schemes=sasl,digest",
+        )
+        .unwrap();
+        assert!(c.session.enforce_quota);
+        assert_eq!(c.session.enforce_auth_schemes, ["sasl", "digest"]);
+        let c = Config::parse("sessionRequireClientSASLAuth=true\n").unwrap();
+        assert_eq!(c.session.enforce_auth_schemes, ["sasl"]);
+        assert!(
+            Config::parse("")
+                .unwrap()
+                .session
+                .enforce_auth_schemes
+                .is_empty()
+        );
+        // ZooKeeper refuses to start with enforcement but no scheme, or an unknown scheme.
+        assert!(Config::parse("enforce.auth.enabled=true\n").is_err());
+        assert!(
+            Config::parse("enforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n").is_err()
+        );
     }
 }

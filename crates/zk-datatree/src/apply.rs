@@ -44,6 +44,9 @@ pub struct Features {
     pub extended_types: bool,
     /// `reconfigEnabled`: reconfig is answered instead of refused with RECONFIGDISABLED.
     pub reconfig_enabled: bool,
+    /// `zookeeper.enforceQuota`: a create or setData beyond a quota's hard limit fails with
+    /// QUOTAEXCEEDED.
+    pub enforce_quota: bool,
 }
 
 /// The operations that go through the log.
@@ -169,7 +172,7 @@ struct Ctx<'t> {
     time_ms: i64,
     session_id: i64,
     auth: &'t [AuthId],
-    extended_types: bool,
+    features: Features,
     triggers: &'t mut Vec<Trigger>,
 }
 
@@ -183,7 +186,7 @@ fn create<S: TreeStore + ?Sized>(
     let mode = CreateMode::from_flags(req.flags)?;
     // PrepRequestProcessor.validateCreateRequest: TTL modes need
     // zookeeper.extendedTypesEnabled, then EphemeralType.validateTTL.
-    if mode.is_ttl() && !ctx.extended_types {
+    if mode.is_ttl() && !ctx.features.extended_types {
         return Err(ErrorCode::Unimplemented);
     }
     let ttl_ok = if mode.is_ttl() {
@@ -212,6 +215,10 @@ fn create<S: TreeStore + ?Sized>(
     if parent.owner_session().is_some() {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
+    let bytes = req.data.as_ref().map_or(0, |d| d.len() as i64);
+    if ctx.features.enforce_quota {
+        quota::check(store, &path, 1, bytes)?;
+    }
     let ephemeral_owner = if opcode == OpCode::CreateContainer {
         CONTAINER_EPHEMERAL_OWNER
     } else if mode.is_ttl() {
@@ -233,7 +240,6 @@ fn create<S: TreeStore + ?Sized>(
         ..Node::default()
     };
     let stat = node.stat();
-    let bytes = node.data.as_ref().map_or(0, |d| d.len() as i64);
     let (node_acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
     store.put_node(&path, node);
     parent.cversion = parent.cversion.wrapping_add(1);
@@ -286,9 +292,12 @@ fn set_data<S: TreeStore + ?Sized>(
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
     let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::WRITE, ctx.auth)?;
-    node.version = check_version(node.version, req.version)?;
     let len = |d: &Option<Bytes>| d.as_ref().map_or(0, |d| d.len() as i64);
     let bytes_diff = len(&req.data) - len(&node.data);
+    if ctx.features.enforce_quota {
+        quota::check(store, path, 0, bytes_diff)?;
+    }
+    node.version = check_version(node.version, req.version)?;
     node.data = req.data.clone();
     node.mzxid = ctx.zxid;
     node.mtime = ctx.time_ms;
@@ -364,7 +373,7 @@ fn multi<S: TreeStore + ?Sized>(
             time_ms: ctx.time_ms,
             session_id: ctx.session_id,
             auth: ctx.auth,
-            extended_types: ctx.extended_types,
+            features: ctx.features,
             triggers: &mut triggers,
         };
         let result = match op {
@@ -571,7 +580,7 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
         time_ms: cmd.time_ms,
         session_id: cmd.session_id,
         auth: &cmd.auth,
-        extended_types: cmd.features.extended_types,
+        features: cmd.features,
         triggers: &mut triggers,
     };
     let outcome = match &cmd.op {

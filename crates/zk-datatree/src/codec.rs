@@ -47,7 +47,8 @@ impl Command {
         }
         out.put_u8(
             u8::from(self.features.extended_types)
-                | (u8::from(self.features.reconfig_enabled) << 1),
+                | (u8::from(self.features.reconfig_enabled) << 1)
+                | (u8::from(self.features.enforce_quota) << 2),
         );
         match &self.op {
             Op::Request(req) => {
@@ -102,6 +103,7 @@ impl Command {
         let features = Features {
             extended_types: bits & 1 != 0,
             reconfig_enabled: bits & 2 != 0,
+            enforce_quota: bits & 4 != 0,
         };
         let op = match bytes.get_u8() {
             0 => {
@@ -202,6 +204,7 @@ mod tests {
                 features: Features {
                     extended_types: true,
                     reconfig_enabled: true,
+                    enforce_quota: true,
                 },
                 op: Op::CloseSession,
             },

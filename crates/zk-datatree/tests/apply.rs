@@ -15,6 +15,7 @@ struct Tree {
     store: MemStore,
     zxid: i64,
     session: i64,
+    features: zk_datatree::Features,
 }
 
 fn open_acl() -> Option<Vec<ACL>> {
@@ -42,6 +43,7 @@ impl Tree {
             store: MemStore::default(),
             zxid: 0,
             session: 0,
+            features: zk_datatree::Features::default(),
         };
         init_system_nodes(&mut t.store);
         t.session = t.new_session();
@@ -57,7 +59,7 @@ impl Tree {
                 time_ms: 1_000 + self.zxid,
                 xid: 1,
                 auth: Vec::new(),
-                features: zk_datatree::Features::default(),
+                features: self.features,
                 session_id: session,
                 op,
             },
@@ -421,7 +423,7 @@ fn ttl_nodes_need_extended_types_and_a_valid_ttl() {
             auth: vec![],
             features: zk_datatree::Features {
                 extended_types,
-                reconfig_enabled: false,
+                ..Default::default()
             },
             op: Op::Request(r),
         };
@@ -511,8 +513,8 @@ fn reconfig_is_refused_as_zookeeper_refuses_it() {
             xid: 1,
             auth,
             features: Features {
-                extended_types: false,
                 reconfig_enabled: enabled,
+                ..Default::default()
             },
             op: Op::Request(Request::Reconfig(ReconfigRequest::default())),
         };
@@ -582,4 +584,129 @@ fn quota_stats_follow_the_subtree() {
         Some(&b"count=2,bytes=4"[..]),
         "outside the quota"
     );
+}
+
+#[test]
+fn quota_hard_limits_are_enforced_when_enabled() {
+    let with_data = |path: &str, data: &'static [u8]| {
+        Request::Create(
+            OpCode::Create,
+            CreateRequest {
+                path: Some(path.into()),
+                data: Some(Bytes::from_static(data)),
+                acl: open_acl(),
+                flags: 0,
+            },
+        )
+    };
+    let set = |path: &str, data: &'static [u8]| {
+        Request::SetData(SetDataRequest {
+            path: Some(path.into()),
+            data: Some(Bytes::from_static(data)),
+            version: -1,
+        })
+    };
+    // zkCli `setquota -N 3 -B 10 /q` plus a soft count limit of 1 on /s: what it writes.
+    let setup = |enforce: bool| {
+        let mut t = Tree::new();
+        t.features.enforce_quota = enforce;
+        t.req(with_data("/q", b"abc"));
+        t.req(with_data("/s", b""));
+        t.req(with_data("/zookeeper/quota/q", b""));
+        t.req(with_data(
+            "/zookeeper/quota/q/zookeeper_limits",
+            b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=3",
+        ));
+        t.req(with_data(
+            "/zookeeper/quota/q/zookeeper_stats",
+            b"count=0,bytes=0",
+        ));
+        t.req(with_data("/zookeeper/quota/s", b""));
+        t.req(with_data(
+            "/zookeeper/quota/s/zookeeper_limits",
+            b"count=1,bytes=-1",
+        ));
+        t.req(with_data(
+            "/zookeeper/quota/s/zookeeper_stats",
+            b"count=0,bytes=0",
+        ));
+        t
+    };
+    let mut t = setup(true);
+    assert!(matches!(
+        t.req(with_data("/q/a", b"1234")),
+        Outcome::Created { .. }
+    ));
+    // count 3 is the limit: a third node fits, the fourth does not.
+    assert!(matches!(
+        t.req(with_data("/q/b", b"")),
+        Outcome::Created { .. }
+    ));
+    assert_eq!(
+        t.req(with_data("/q/c", b"")),
+        Outcome::Error(ErrorCode::QuotaExceeded)
+    );
+    let stats = |t: &Tree| t.node("/zookeeper/quota/q/zookeeper_stats").data;
+    assert_eq!(stats(&t).as_deref(), Some(&b"count=3,bytes=7"[..]));
+    // bytes: 7 of 10 used; growing /q/a by 3 fits, by 4 does not; shrinking always does.
+    assert_eq!(
+        t.req(set("/q/a", b"12345678")),
+        Outcome::Error(ErrorCode::QuotaExceeded)
+    );
+    assert!(matches!(
+        t.req(set("/q/a", b"1234567")),
+        Outcome::DataSet(_)
+    ));
+    assert!(matches!(t.req(set("/q/a", b"")), Outcome::DataSet(_)));
+    // The quota check comes before the version check, as in PrepRequestProcessor.
+    t.req(set("/q/a", b"1234567"));
+    assert_eq!(
+        t.req(Request::SetData(SetDataRequest {
+            path: Some("/q/a".into()),
+            data: Some(Bytes::from_static(b"12345678901")),
+            version: 99,
+        })),
+        Outcome::Error(ErrorCode::QuotaExceeded)
+    );
+    // A multi with an op beyond the quota fails as a whole.
+    t.delete("/q/b", -1);
+    let multi = t.req(Request::Multi(vec![
+        MultiOp::Delete(DeleteRequest {
+            path: Some("/q/a".into()),
+            version: -1,
+        }),
+        MultiOp::Create(
+            OpCode::Create,
+            CreateRequest {
+                path: Some("/q/x".into()),
+                data: Some(Bytes::from_static(b"0123456789ab")),
+                acl: open_acl(),
+                flags: 0,
+            },
+        ),
+    ]));
+    assert!(
+        matches!(&multi, Outcome::Multi(r) if matches!(r[1], MultiResult::Error(c) if c == ErrorCode::QuotaExceeded.code())),
+        "{multi:?}"
+    );
+    assert!(t.store.node("/q/a").is_some(), "the multi was rolled back");
+    // Soft limits are only logged by ZooKeeper.
+    assert!(matches!(
+        t.req(with_data("/s/a", b"")),
+        Outcome::Created { .. }
+    ));
+    assert!(matches!(
+        t.req(with_data("/s/b", b"")),
+        Outcome::Created { .. }
+    ));
+
+    // Not enforced unless enabled (zookeeper.enforceQuota defaults to false).
+    let mut t = setup(false);
+    for p in ["/q/a", "/q/b", "/q/c", "/q/d"] {
+        assert!(matches!(
+            t.req(with_data(p, b"0123456789")),
+            Outcome::Created { .. }
+        ));
+    }
+    assert_eq!(stats(&t).as_deref(), Some(&b"count=5,bytes=43"[..]));
 }

@@ -44,6 +44,13 @@ pub struct SessionConfig {
     pub sasl_super_user: Option<String>,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits fail creates and setData with QUOTAEXCEEDED.
+    pub enforce_quota: bool,
+    /// `zookeeper.enforce.auth.enabled` with `zookeeper.enforce.auth.schemes` (or
+    /// `zookeeper.sessionRequireClientSASLAuth`, which means the scheme `sasl`): a connection
+    /// must have authenticated with one of these schemes before any other request, else it is
+    /// answered SESSIONCLOSEDREQUIRESASLAUTH and closed. Empty: not enforced.
+    pub enforce_auth_schemes: Vec<String>,
     /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for.
     pub container_check_interval_ms: u64,
@@ -106,6 +113,8 @@ impl Default for SessionConfig {
             sasl_users: std::collections::BTreeMap::new(),
             sasl_super_user: None,
             reconfig_enabled: false,
+            enforce_quota: false,
+            enforce_auth_schemes: Vec::new(),
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
         }
@@ -118,6 +127,7 @@ impl SessionConfig {
         zk_datatree::Features {
             extended_types: self.extended_types,
             reconfig_enabled: self.reconfig_enabled,
+            enforce_quota: self.enforce_quota,
         }
     }
 

@@ -412,6 +412,12 @@ impl<B: Backend> Conn<B> {
     }
 
     async fn dispatch(&mut self, xid: i32, opcode: i32, body: Bytes) -> bool {
+        if !self.may_send(opcode) {
+            // AuthenticationHelper.enforceAuthentication: answered before the body is read
+            // (zxid 0), then the connection is closed; the session is left to expire.
+            self.send(self.header(xid, 0, ErrorCode::SessionClosedRequireSaslAuth));
+            return false;
+        }
         let decoded = (opcode != OpCode::Ping as i32)
             .then(|| Request::decode(opcode, body, self.server.config.frame_bytes_max));
         // Writes are pipelined; anything else is answered after the session's writes in
@@ -570,16 +576,36 @@ impl<B: Backend> Conn<B> {
                 true
             }
             Request::Sasl(req) => match self.sasl_step(&req.token.unwrap_or_default()) {
-                Some(token) => {
+                Ok(token) => {
+                    // With no SASL users ZooKeeper has no SASL server for the connection and
+                    // answers OK with no token.
                     let resp = SetSASLResponse {
-                        token: Some(Bytes::from(token.into_bytes())),
+                        token: token.map(|t| Bytes::from(t.into_bytes())),
                     };
                     let zxid = self.server.backend.last_applied();
                     self.send(self.body(xid, zxid, &resp));
                     true
                 }
-                // ZooKeeper closes the connection of a client that fails SASL.
-                None => false,
+                Err(()) => {
+                    // ZooKeeper answers the failed step (zxid 0, an empty token) and closes the
+                    // connection; the session lives on until it expires.
+                    let err = if self
+                        .server
+                        .config
+                        .enforce_auth_schemes
+                        .iter()
+                        .any(|s| s == "sasl")
+                    {
+                        ErrorCode::SessionClosedRequireSaslAuth
+                    } else {
+                        ErrorCode::AuthFailed
+                    };
+                    let mut out = BytesMut::new();
+                    let resp = SetSASLResponse { token: None };
+                    reply(&mut out, xid, 0, err.code(), Some(&|b| resp.encode(b)));
+                    self.send(out.freeze());
+                    false
+                }
             },
             Request::Ping => unreachable!("handled above"),
             read => {
@@ -589,30 +615,41 @@ impl<B: Backend> Conn<B> {
         }
     }
 
-    /// One step of SASL DIGEST-MD5: the token to answer, or `None` when authentication failed.
-    fn sasl_step(&mut self, token: &[u8]) -> Option<String> {
+    /// Whether a request with this opcode may be served: auth and sasl always; anything else
+    /// needs an id of an enforced scheme when `enforce.auth.enabled` is on.
+    fn may_send(&self, opcode: i32) -> bool {
+        let schemes = &self.server.config.enforce_auth_schemes;
+        schemes.is_empty()
+            || opcode == OpCode::Auth as i32
+            || opcode == OpCode::Sasl as i32
+            || self.auth.iter().any(|a| schemes.contains(&a.scheme))
+    }
+
+    /// One step of SASL DIGEST-MD5: the token to answer (none when SASL is not configured), or
+    /// `Err` when authentication failed.
+    fn sasl_step(&mut self, token: &[u8]) -> Result<Option<String>, ()> {
         let users = &self.server.config.sasl_users;
         if users.is_empty() {
-            return None;
+            return Ok(None);
         }
         match &self.sasl {
             None => {
                 let nonce = sasl::new_nonce();
                 let challenge = sasl::challenge(&nonce);
                 self.sasl = Some(sasl::Sasl::Challenged { nonce });
-                Some(challenge)
+                Ok(Some(challenge))
             }
             Some(sasl::Sasl::Challenged { nonce }) => {
-                let (user, rspauth) = sasl::verify(token, nonce, users)?;
+                let (user, rspauth) = sasl::verify(token, nonce, users).ok_or(())?;
                 if self.server.config.sasl_super_user.as_deref() == Some(user.as_str()) {
                     self.auth.push(auth::AuthId::new("super", ""));
                 }
                 self.auth.push(auth::AuthId::new("sasl", user));
                 self.server.hub.set_auth(self.session_id, self.auth.clone());
                 self.sasl = Some(sasl::Sasl::Done);
-                Some(rspauth)
+                Ok(Some(rspauth))
             }
-            Some(sasl::Sasl::Done) => None,
+            Some(sasl::Sasl::Done) => Err(()),
         }
     }
 

@@ -590,3 +590,58 @@ async fn connection_and_watch_four_letter_words() {
     assert_eq!(ask(b"crst").await, "Connection stats reset.\n");
     assert!(ask(b"dump").await.contains("\tip: /127.0.0.1:"));
 }
+
+#[tokio::test]
+async fn enforced_auth_closes_unauthenticated_connections() {
+    use zk_protocol::jute::proto::{AuthPacket, GetSASLRequest, SetSASLResponse};
+    let addr = start(SessionConfig {
+        enforce_auth_schemes: vec!["digest".into()],
+        sasl_users: [("bob".to_string(), "secret".to_string())].into(),
+        ..config()
+    })
+    .await;
+    // Anything but auth and sasl, before authenticating: SESSIONCLOSEDREQUIRESASLAUTH with
+    // zxid 0, no body, and the connection closes (pings too, and before the body is read).
+    let mut c = Raw::connect(addr).await;
+    let (h, body) = c.call(&get("/", false)).await;
+    assert_eq!(
+        (h.err, h.zxid, body.len()),
+        (ErrorCode::SessionClosedRequireSaslAuth.code(), 0, 0)
+    );
+    assert!(c.closed().await);
+    let mut c = Raw::connect(addr).await;
+    c.send_op(5, 999, &Request::Ping).await;
+    let (h, _) = c.recv().await.unwrap();
+    assert_eq!(
+        (h.xid, h.err),
+        (5, ErrorCode::SessionClosedRequireSaslAuth.code())
+    );
+    assert!(c.closed().await);
+    // After addauth with an enforced scheme, requests are served.
+    let mut c = Raw::connect(addr).await;
+    let (h, _) = c
+        .call(&Request::Auth(AuthPacket {
+            r#type: 0,
+            scheme: Some("digest".into()),
+            auth: Some(Bytes::from_static(b"u:p")),
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    assert_eq!(c.call(&get("/", false)).await.0.err, 0);
+    // A SASL exchange that fails: AUTHFAILED with an empty token (zxid 0), then closed.
+    let mut c = Raw::connect(addr).await;
+    let sasl = |token: &'static [u8]| {
+        Request::Sasl(GetSASLRequest {
+            token: Some(Bytes::from_static(token)),
+        })
+    };
+    let (h, body) = c.call(&sasl(b"")).await;
+    assert_eq!(h.err, 0);
+    let challenge = SetSASLResponse::decode(&mut Reader::new(body)).unwrap();
+    assert!(challenge.token.is_some_and(|t| !t.is_empty()));
+    let (h, body) = c.call(&sasl(b"username=\"bob\",garbage")).await;
+    assert_eq!((h.err, h.zxid), (ErrorCode::AuthFailed.code(), 0));
+    let resp = SetSASLResponse::decode(&mut Reader::new(body)).unwrap();
+    assert_eq!(resp.token, None);
+    assert!(c.closed().await);
+}
