@@ -46,6 +46,7 @@ SERVERS = {
     "ferrokeeper": {"title": "ferrokeeper", "script": LIB / "ferrokeeper.sh", "offset": 100},
 }
 SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20, "gozk": 30}
+SUITES["rawauth"] = 70  # rawframes' enforce_auth cases, servers with enforce.auth.enabled
 SUITES["differential"] = 50  # runs both servers at once (differential/differential.py)
 SUITES["curator"] = 40  # Apache Curator recipes, Maven + JUnit 5 (curator/curator_suite.py)
 EXIT_NOT_BUILT = 3
@@ -73,9 +74,17 @@ def server_cmd(server, *args):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def start_server(server, name, port):
+# zoo.cfg keys (COMPAT_ZK_EXTRA, lib/common.sh) for the suites that need their own settings.
+SUITE_SERVER_CONFIG = {"rawauth": rawframes_suite.SPECIAL_GROUPS["enforce_auth"]}
+RAWFRAMES_SUITES = {"rawframes": (None, rawframes_suite.EXPECTED),
+                    "rawauth": (["enforce_auth"], rawframes_suite.EXPECTED_AUTH)}
+
+
+def start_server(server, name, port, extra_config=""):
     """Returns None when started, else (status, reason)."""
-    p = server_cmd(server, "start", name, str(port))
+    env = dict(os.environ, COMPAT_ZK_EXTRA=extra_config)
+    p = subprocess.run(["bash", str(SERVERS[server]["script"]), "start", name, str(port)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     out = p.stdout.strip()
     if p.returncode == 0:
         say("  " + (out.splitlines()[-1] if out else "started %s on %d" % (name, port)))
@@ -106,7 +115,7 @@ def clear_results(server, suite):
         return
     for f in d.glob("%s.*" % server):
         f.unlink()
-    if suite in ("zkcli", "rawframes"):
+    if suite in ("zkcli",) + tuple(RAWFRAMES_SUITES):
         for f in d.glob("*-vs-*.diff"):
             f.unlink()
 
@@ -156,25 +165,25 @@ def finish_zkcli(cells, servers):
                                           "identical" if not diff else "%d lines" % len(diff.splitlines())))
 
 
-def run_rawframes(server, port):
-    out_dir = RESULTS / "rawframes"
+def run_rawframes(server, port, suite):
+    out_dir = RESULTS / suite
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes = out_dir / ("%s.outcomes.json" % server)
-    res = rawframes_suite.run(port, str(outcomes))
+    res = rawframes_suite.run(port, str(outcomes), groups=RAWFRAMES_SUITES[suite][0])
     return {"outcomes": str(outcomes), "cases_run": len(res["cases"]), "suite_s": res["duration_s"]}
 
 
-def finish_rawframes(cells, servers):
+def finish_rawframes(cells, servers, suite):
     """Judge each server's per-case outcomes against the reference outcomes."""
-    out_dir = RESULTS / "rawframes"
-    apache_ran = cells.get(("apache", "rawframes"), {}).get("status") == "ran"
+    out_dir = RESULTS / suite
+    apache_ran = cells.get(("apache", suite), {}).get("status") == "ran"
     for server in servers:
-        cell = cells.get((server, "rawframes"))
+        cell = cells.get((server, suite))
         if not cell or cell["status"] != "ran":
             continue
         actual = json.loads((out_dir / ("%s.outcomes.json" % server)).read_text())
         if server == "apache" or not apache_ran:
-            ref_name, ref_path = "checked-in expected outcomes", rawframes_suite.EXPECTED
+            ref_name, ref_path = "checked-in expected outcomes", RAWFRAMES_SUITES[suite][1]
         else:
             ref_name, ref_path = "Apache ZooKeeper's outcomes from this run", out_dir / "apache.outcomes.json"
         if not ref_path.exists():
@@ -188,9 +197,9 @@ def finish_rawframes(cells, servers):
         cell["reference"] = ref_name
         cell["blocks"] = res["blocks"]
         cell["failed_cases"] = [c["name"] for c in res["cases"] if c["status"] == "failed"]
-        say("rawframes on %s vs %s:" % (SERVERS[server]["title"], ref_name))
+        say("%s on %s vs %s:" % (suite, SERVERS[server]["title"], ref_name))
         say(rawframes_suite.format_blocks(res, verbose=False))
-    if apache_ran and cells.get(("ferrokeeper", "rawframes"), {}).get("status") == "ran":
+    if apache_ran and cells.get(("ferrokeeper", suite), {}).get("status") == "ran":
         a = rawframes_suite.outcome_text(json.loads((out_dir / "apache.outcomes.json").read_text()))
         f = rawframes_suite.outcome_text(json.loads((out_dir / "ferrokeeper.outcomes.json").read_text()))
         diff = "".join(difflib.unified_diff(a.splitlines(keepends=True), f.splitlines(keepends=True),
@@ -273,7 +282,8 @@ def main(argv=None):
     ap.add_argument("--update-zkcli-expected", action="store_true",
                     help="after the run, copy Apache ZooKeeper's masked zkcli transcript to zkcli/expected.txt")
     ap.add_argument("--update-rawframes-expected", action="store_true",
-                    help="after the run, write Apache ZooKeeper's rawframes outcomes to rawframes/expected.json")
+                    help="after the run, write Apache ZooKeeper's rawframes (and rawauth) outcomes "
+                         "to rawframes/expected*.json")
     args = ap.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
     suites = [s for s in args.suites.split(",") if s]
@@ -285,8 +295,9 @@ def main(argv=None):
             ap.error("unknown suite %r" % s)
     if args.update_zkcli_expected and ("apache" not in servers or "zkcli" not in suites):
         ap.error("--update-zkcli-expected needs --servers apache and --suites zkcli")
-    if args.update_rawframes_expected and ("apache" not in servers or "rawframes" not in suites):
-        ap.error("--update-rawframes-expected needs --servers apache and --suites rawframes")
+    if args.update_rawframes_expected and ("apache" not in servers
+                                           or not set(RAWFRAMES_SUITES) & set(suites)):
+        ap.error("--update-rawframes-expected needs --servers apache and --suites rawframes or rawauth")
 
     # Make SIGTERM unwind like Ctrl-C so running servers get stopped.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -345,7 +356,7 @@ def main(argv=None):
                 cells[(server, suite)] = {"status": "not run", "reason": "ferrokeeper binary not built"}
                 say("  not run: ferrokeeper binary not built")
                 continue
-            failure = start_server(server, name, port)
+            failure = start_server(server, name, port, SUITE_SERVER_CONFIG.get(suite, ""))
             if failure:
                 cells[(server, suite)] = {"status": failure[0], "reason": failure[1]}
                 say("  %s: %s" % failure)
@@ -354,9 +365,9 @@ def main(argv=None):
                 if suite == "zkcli":
                     cell = {"status": "ran"}
                     cell.update(run_zkcli(server, port, zk_lib))
-                elif suite == "rawframes":
+                elif suite in RAWFRAMES_SUITES:
                     cell = {"status": "ran"}
-                    cell.update(run_rawframes(server, port))
+                    cell.update(run_rawframes(server, port, suite))
                 elif suite == "gozk":
                     cell = {"status": "ran"}
                     cell.update(run_client_suite(gozk_suite, "gozk", server, port, name))
@@ -385,12 +396,12 @@ def main(argv=None):
             zkcli_suite.EXPECTED.write_text((RESULTS / "zkcli" / "apache.txt").read_text())
             say("updated %s from this run" % zkcli_suite.EXPECTED)
         finish_zkcli(cells, servers)
-    if "rawframes" in suites:
-        if args.update_rawframes_expected and cells.get(("apache", "rawframes"), {}).get("status") == "ran":
-            outcomes = json.loads((RESULTS / "rawframes" / "apache.outcomes.json").read_text())
-            rawframes_suite.write_expected(outcomes)
-            say("updated %s from this run" % rawframes_suite.EXPECTED)
-        finish_rawframes(cells, servers)
+    for suite in [s for s in RAWFRAMES_SUITES if s in suites]:
+        if args.update_rawframes_expected and cells.get(("apache", suite), {}).get("status") == "ran":
+            outcomes = json.loads((RESULTS / suite / "apache.outcomes.json").read_text())
+            rawframes_suite.write_expected(outcomes, RAWFRAMES_SUITES[suite][1])
+            say("updated %s from this run" % RAWFRAMES_SUITES[suite][1])
+        finish_rawframes(cells, servers, suite)
 
     code, problems, notes = judge(cells, servers, suites)
     total = time.monotonic() - t0

@@ -578,12 +578,11 @@ impl<B: Backend> Conn<B> {
             Request::Sasl(req) => match self.sasl_step(&req.token.unwrap_or_default()) {
                 Ok(token) => {
                     // With no SASL users ZooKeeper has no SASL server for the connection and
-                    // answers OK with no token.
+                    // answers OK with no token. processSasl answers with zxid 0.
                     let resp = SetSASLResponse {
                         token: token.map(|t| Bytes::from(t.into_bytes())),
                     };
-                    let zxid = self.server.backend.last_applied();
-                    self.send(self.body(xid, zxid, &resp));
+                    self.send(self.body(xid, 0, &resp));
                     true
                 }
                 Err(()) => {

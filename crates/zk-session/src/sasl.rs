@@ -70,7 +70,7 @@ pub fn new_nonce() -> String {
 
 /// The server's first challenge.
 pub fn challenge(nonce: &str) -> String {
-    format!("realm=\"{REALM}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess")
+    format!("realm=\"{REALM}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess")
 }
 
 /// Parses `key=value` / `key="quoted"` pairs (RFC 2831 §7.1).
