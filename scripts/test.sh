@@ -32,6 +32,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 
+# Each criterion micro-benchmark runs once (not measured) so that none rots. Only the crates
+# without RocksDB have them: the bench profile builds dependencies again, and RocksDB must be
+# built in one profile only.
+log "cargo bench -- --test (jute, zk-protocol, zk-datatree)"
+cargo bench -p jute -p zk-protocol -p zk-datatree --benches --locked -- --test
+
 log "golden vectors: regenerate with Apache ZooKeeper 3.9.5 and compare"
 scripts/gen-golden.sh
 if [ -n "$(git status --porcelain -- jute-schemas/golden)" ]; then
