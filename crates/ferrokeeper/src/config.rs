@@ -150,6 +150,15 @@ impl Config {
                 "authProvider.sasl" | "authProvider.1" | "fips-mode" => {}
                 "reconfigEnabled" => c.session.reconfig_enabled = v == "true",
                 "enforceQuota" => c.session.enforce_quota = v == "true",
+                "request_throttle_max_requests" => {
+                    c.session.request_throttle_max_requests = usize::try_from(num(k, v)?)?
+                }
+                "throttled_op_wait_time" => {
+                    c.session.throttled_op_wait_ms = u64::try_from(num(k, v)?)?
+                }
+                // A request waits for the throttle without polling, and a request whose
+                // connection is gone is never run: both settings are moot here.
+                "request_throttle_stall_time" | "request_throttle_drop_stale" => {}
                 "enforce.auth.enabled"
                 | "enforce.auth.schemes"
                 | "sessionRequireClientSASLAuth" => {
@@ -290,6 +299,18 @@ mod tests {
         .unwrap();
         assert!(c.session.enforce_quota);
         assert_eq!(c.session.enforce_auth_schemes, ["sasl", "digest"]);
+        let c = Config::parse_with_flags(
+            "throttled_op_wait_time=20\n",
+            "-Dzookeeper.request_throttle_max_requests=500",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.session.request_throttle_max_requests,
+                c.session.throttled_op_wait_ms
+            ),
+            (500, 20)
+        );
         let c = Config::parse("sessionRequireClientSASLAuth=true\n").unwrap();
         assert_eq!(c.session.enforce_auth_schemes, ["sasl"]);
         assert!(

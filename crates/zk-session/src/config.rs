@@ -51,6 +51,13 @@ pub struct SessionConfig {
     /// must have authenticated with one of these schemes before any other request, else it is
     /// answered SESSIONCLOSEDREQUIRESASLAUTH and closed. Empty: not enforced.
     pub enforce_auth_schemes: Vec<String>,
+    /// `zookeeper.request_throttle_max_requests`: the most requests in process at once across
+    /// all connections (a write is in process until it is applied); others wait, and their
+    /// connections stop being read. 0: no limit (ZooKeeper's default).
+    pub request_throttle_max_requests: usize,
+    /// `zookeeper.throttled_op_wait_time` (ms): a request that waited longer than this for
+    /// the throttle is answered THROTTLEDOP without being run. 0: never.
+    pub throttled_op_wait_ms: u64,
     /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for.
     pub container_check_interval_ms: u64,
@@ -115,6 +122,8 @@ impl Default for SessionConfig {
             reconfig_enabled: false,
             enforce_quota: false,
             enforce_auth_schemes: Vec::new(),
+            request_throttle_max_requests: 0,
+            throttled_op_wait_ms: 0,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
         }

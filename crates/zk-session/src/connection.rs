@@ -239,6 +239,7 @@ async fn serve_registered<B: Backend>(
         auth: vec![auth::AuthId::new("ip", peer.ip().to_string())],
         sasl: None,
         pending: VecDeque::new(),
+        permit: None,
     };
     server.hub.set_auth(session_id, conn.auth.clone());
     let mut writer = writer;
@@ -341,6 +342,9 @@ struct Conn<B> {
     pending: VecDeque<(i32, Pending)>,
     /// This connection's counters (`cons`).
     info: Arc<ConnInfo>,
+    /// The throttle permit of the request being dispatched; a write takes it along until it
+    /// is applied.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The most writes one connection may have in flight; past it, reading waits for the oldest.
@@ -398,6 +402,7 @@ impl<B: Backend> Conn<B> {
         stats.outstanding.fetch_add(1, Ordering::Relaxed);
         self.info.received.fetch_add(1, Ordering::Relaxed);
         let keep = self.dispatch(xid, opcode, body).await;
+        self.permit = None;
         stats.outstanding.fetch_sub(1, Ordering::Relaxed);
         let elapsed = started.elapsed();
         stats.record_latency(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
@@ -418,11 +423,14 @@ impl<B: Backend> Conn<B> {
             self.send(self.header(xid, 0, ErrorCode::SessionClosedRequireSaslAuth));
             return false;
         }
+        let Some(throttled) = self.throttle(opcode).await else {
+            return false;
+        };
         let decoded = (opcode != OpCode::Ping as i32)
             .then(|| Request::decode(opcode, body, self.server.config.frame_bytes_max));
         // Writes are pipelined; anything else is answered after the session's writes in
         // flight, so replies keep request order and reads see the session's own writes.
-        let pipelined = matches!(&decoded, Some(Ok(r)) if is_write(r));
+        let pipelined = !throttled && matches!(&decoded, Some(Ok(r)) if is_write(r));
         if !pipelined && !self.drain().await {
             return false;
         }
@@ -431,6 +439,12 @@ impl<B: Backend> Conn<B> {
             self.send(self.header(xid::PING, last(), ErrorCode::Ok));
             return true;
         };
+        if throttled && !matches!(decoded, Err(RequestError::UnknownOpcode(_))) {
+            // RequestThrottler marked it: answered THROTTLEDOP without running it (no zxid
+            // taken), in order after the session's earlier writes.
+            self.send(self.header(xid, last(), ErrorCode::ThrottledOp));
+            return true;
+        }
         let request = match decoded {
             Ok(r) => r,
             Err(RequestError::UnknownOpcode(_)) => {
@@ -614,6 +628,45 @@ impl<B: Backend> Conn<B> {
         }
     }
 
+    /// Waits for a throttle permit (`request_throttle_max_requests`) and keeps it in
+    /// `self.permit`. Returns whether the request waited longer than `throttled_op_wait_time`
+    /// and is throttlable (not a ping or closeSession), so that it must be answered
+    /// THROTTLEDOP. auth and sasl are answered before the throttle in ZooKeeper. While it
+    /// waits it completes this connection's own writes (they hold permits until applied);
+    /// `None` when one of them failed and the connection must close.
+    async fn throttle(&mut self, opcode: i32) -> Option<bool> {
+        let Some(sem) = self.server.throttle.clone() else {
+            return Some(false);
+        };
+        if opcode == OpCode::Auth as i32 || opcode == OpCode::Sasl as i32 {
+            return Some(false);
+        }
+        let started = Instant::now();
+        let acquire = sem.acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            tokio::select! {
+                permit = &mut acquire => {
+                    self.permit = permit.ok();
+                    break;
+                }
+                done = poll_oldest(&mut self.pending), if !self.pending.is_empty() => {
+                    if let Some((xid, Err(_))) = done {
+                        self.connection_loss(xid);
+                        return None;
+                    }
+                }
+            }
+        }
+        let wait_ms = self.server.config.throttled_op_wait_ms;
+        Some(
+            wait_ms > 0
+                && started.elapsed().as_millis() > u128::from(wait_ms)
+                && opcode != OpCode::Ping as i32
+                && opcode != OpCode::CloseSession as i32,
+        )
+    }
+
     /// Whether a request with this opcode may be served: auth and sasl always; anything else
     /// needs an id of an enforced scheme when `enforce.auth.enabled` is on.
     fn may_send(&self, opcode: i32) -> bool {
@@ -665,8 +718,18 @@ impl<B: Backend> Conn<B> {
         if self.pending.len() >= PIPELINE_MAX && !self.complete_oldest().await {
             return false;
         }
+        let permit = self.permit.take();
         match self.server.backend.submit(cmd).await {
             Ok(pending) => {
+                // The write stays in process (holding its throttle permit) until applied.
+                let pending: Pending = match permit {
+                    None => pending,
+                    Some(permit) => Box::pin(async move {
+                        let done = pending.await;
+                        drop(permit);
+                        done
+                    }),
+                };
                 self.pending.push_back((xid, pending));
                 true
             }

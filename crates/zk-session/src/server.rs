@@ -91,18 +91,23 @@ pub struct Server<B> {
     pub tracker: Tracker,
     /// When the server started (for `srvr` and friends).
     pub started: Instant,
+    /// Permits for requests in process (`request_throttle_max_requests`), if limited.
+    pub throttle: Option<Arc<Semaphore>>,
     connections_by_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl<B: Backend> Server<B> {
     /// Creates the server state. `hub` must be the one the backend reports applies to.
     pub fn new(config: SessionConfig, backend: Arc<B>, hub: Arc<Hub>) -> Arc<Self> {
+        let throttle = (config.request_throttle_max_requests > 0)
+            .then(|| Arc::new(Semaphore::new(config.request_throttle_max_requests)));
         let server = Arc::new(Server {
             config,
             backend,
             hub,
             tracker: Tracker::default(),
             started: Instant::now(),
+            throttle,
             connections_by_ip: Mutex::default(),
         });
         // Every session in the replicated table gets a fresh full timeout: its client may be

@@ -645,3 +645,60 @@ async fn enforced_auth_closes_unauthenticated_connections() {
     assert_eq!(resp.token, None);
     assert!(c.closed().await);
 }
+
+#[tokio::test]
+async fn the_request_throttle_answers_throttledop_after_a_long_wait() {
+    // One request in process at a time; a write stays in process for 300 ms.
+    let config = |wait_ms| SessionConfig {
+        request_throttle_max_requests: 1,
+        throttled_op_wait_ms: wait_ms,
+        ..config()
+    };
+    let delay = Duration::from_millis(300);
+    let addr = support::start_with_write_delay(config(50), delay).await;
+    let mut a = Raw::connect(addr).await;
+    let mut b = Raw::connect(addr).await;
+    let (h, _) = a.call(&create("/t", None, 0)).await;
+    assert_eq!(h.err, 0);
+    // a's setData holds the only permit until it is applied; b's read waits longer than
+    // throttled_op_wait_time and is answered THROTTLEDOP without a body.
+    let set = Request::SetData(SetDataRequest {
+        path: Some("/t".into()),
+        data: None,
+        version: -1,
+    });
+    let a_xid = a.send(&set).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (h, body) = b.call(&get("/t", false)).await;
+    assert_eq!((h.err, body.len()), (ErrorCode::ThrottledOp.code(), 0));
+    let (h, _) = a.recv().await.unwrap();
+    assert_eq!((h.xid, h.err), (a_xid, 0));
+    // Without a queue the same read is served; pings are never THROTTLEDOP.
+    assert_eq!(b.call(&get("/t", false)).await.0.err, 0);
+    a.send(&set).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(b.call(&Request::Ping).await.0.err, 0);
+    a.recv().await.unwrap();
+
+    // With throttled_op_wait_time 0 the waiting read is simply served after the write.
+    let addr = support::start_with_write_delay(config(0), delay).await;
+    let mut a = Raw::connect(addr).await;
+    let mut b = Raw::connect(addr).await;
+    a.call(&create("/t", None, 0)).await;
+    let started = std::time::Instant::now();
+    a.send(&set).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (h, _) = b.call(&get("/t", false)).await;
+    assert_eq!(h.err, 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "b waited for the permit"
+    );
+    // A connection whose own writes hold every permit still makes progress.
+    for _ in 0..5 {
+        a.send(&set).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(a.recv().await.unwrap().0.err, 0);
+    }
+}

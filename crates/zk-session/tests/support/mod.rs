@@ -17,6 +17,9 @@ pub struct MemBackend {
     store: RwLock<MemStore>,
     zxid: AtomicI64,
     hub: Arc<Hub>,
+    /// How long a write takes to be applied and answered (0: at once).
+    pub write_delay: std::time::Duration,
+    me: std::sync::OnceLock<Arc<MemBackend>>,
 }
 
 impl MemBackend {
@@ -27,17 +30,35 @@ impl MemBackend {
             store: RwLock::new(store),
             zxid: AtomicI64::new(0),
             hub,
+            write_delay: std::time::Duration::ZERO,
+            me: std::sync::OnceLock::new(),
         }
     }
 }
 
-impl Backend for MemBackend {
-    async fn submit(&self, mut cmd: Command) -> Result<Pending, BackendError> {
+impl MemBackend {
+    fn apply_now(&self, mut cmd: Command) -> i64 {
         let mut store = self.store.write().unwrap();
         let zxid = self.zxid.fetch_add(1, Ordering::SeqCst) + 1;
         cmd.time_ms = 1_700_000_000_000 + zxid;
         let applied = apply(&mut *store, zxid, &cmd);
         self.hub.on_applied(zxid, &cmd, &applied);
+        zxid
+    }
+}
+
+impl Backend for MemBackend {
+    async fn submit(&self, cmd: Command) -> Result<Pending, BackendError> {
+        if !self.write_delay.is_zero() {
+            // Applied (and answered) only when the delay is over, as a slow log would.
+            let delay = self.write_delay;
+            let me = Arc::clone(self.me.get().expect("set by start"));
+            return Ok(Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(me.apply_now(cmd))
+            }));
+        }
+        let zxid = self.apply_now(cmd);
         Ok(Box::pin(std::future::ready(Ok(zxid))))
     }
     async fn read_barrier(&self) -> Result<i64, BackendError> {
@@ -63,8 +84,19 @@ impl Backend for MemBackend {
 
 /// Starts a server on 127.0.0.1 (any port) with the in-memory backend.
 pub async fn start(config: SessionConfig) -> std::net::SocketAddr {
+    start_with_write_delay(config, std::time::Duration::ZERO).await
+}
+
+/// Like [`start`], with writes reported applied only after `delay`.
+pub async fn start_with_write_delay(
+    config: SessionConfig,
+    delay: std::time::Duration,
+) -> std::net::SocketAddr {
     let hub = Arc::new(Hub::default());
-    let backend = Arc::new(MemBackend::new(Arc::clone(&hub)));
+    let mut backend = MemBackend::new(Arc::clone(&hub));
+    backend.write_delay = delay;
+    let backend = Arc::new(backend);
+    let _ = backend.me.set(Arc::clone(&backend));
     let server = Server::new(config, backend, hub);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
