@@ -243,10 +243,15 @@ async fn serve_registered<B: Backend>(
     };
     server.hub.set_auth(session_id, conn.auth.clone());
     let mut writer = writer;
+    // A finished JoinHandle must not be polled again (tokio panics), so remember it.
+    let mut writer_done = false;
     loop {
         let frame = tokio::select! {
             f = reader.next(false, max) => f,
-            _ = &mut writer => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
             // Notice a failed write in flight while the client is quiet. The frame reader is
             // cancel-safe: bytes already read stay in its buffer.
             done = poll_oldest(&mut conn.pending), if !conn.pending.is_empty() => {
@@ -278,9 +283,10 @@ async fn serve_registered<B: Backend>(
     // UNIMPLEMENTED), then close; a peer that stopped reading gets a bounded wait.
     conn.tx.close();
     drop(conn);
-    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
-        .await
-        .is_err()
+    if !writer_done
+        && tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }

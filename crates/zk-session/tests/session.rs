@@ -388,6 +388,30 @@ async fn quiet_sessions_expire_and_lose_their_ephemerals() {
 }
 
 #[tokio::test]
+async fn expired_sessions_give_back_their_connection_slots() {
+    // Two connections per address; both sessions expire while their connections are open.
+    // Their slots must be free again (a closed connection used to stay counted when the
+    // expiry closed it first).
+    let addr = start(SessionConfig {
+        tick_ms: 50,
+        session_timeout_ms_min: 100,
+        session_timeout_ms_max: 200,
+        connections_per_ip_max: 2,
+        ..config()
+    })
+    .await;
+    let mut a = Raw::connect(addr).await;
+    let mut b = Raw::connect(addr).await;
+    assert!(a.closed().await && b.closed().await, "expired and closed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..2 {
+        let mut c = Raw::connect(addr).await;
+        assert_eq!(c.call(&Request::Ping).await.0.err, 0);
+        assert_eq!(c.call(&Request::CloseSession).await.0.err, 0);
+    }
+}
+
+#[tokio::test]
 async fn four_letter_words_and_the_whitelist() {
     let addr = start(config()).await;
     let ask = |w: &'static [u8]| async move {
