@@ -41,7 +41,9 @@ impl TreeRead for StateReader<'_> {
 }
 
 /// [`Backend`] over openraft and RocksDB.
-pub struct ConsensusBackend(pub Consensus);
+/// Consensus as the session layer's backend; the flag says whether this server is a member
+/// of an ensemble (so `srvr` reports leader/follower).
+pub struct ConsensusBackend(pub Consensus, pub bool);
 
 impl Backend for ConsensusBackend {
     async fn submit(&self, cmd: Command) -> Result<Pending, BackendError> {
@@ -74,5 +76,23 @@ impl Backend for ConsensusBackend {
 
     fn sessions(&self) -> Vec<(i64, Session)> {
         fatal(self.0.state().sessions())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.0.is_leader()
+    }
+
+    async fn touch_leader(&self, sessions: Vec<i64>) {
+        self.0.touch_leader(sessions).await;
+    }
+
+    fn role(&self) -> Option<&'static str> {
+        self.1.then(|| {
+            if self.0.is_leader() {
+                "leader"
+            } else {
+                "follower"
+            }
+        })
     }
 }

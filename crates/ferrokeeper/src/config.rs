@@ -23,6 +23,10 @@ pub struct Config {
     pub server_id: u8,
     /// The session layer's settings.
     pub session: SessionConfig,
+    /// The ensemble from the `server.N` lines: id → peer address (`host:quorumPort`). Empty
+    /// for a single server (also when zoo.cfg has one `server.N` line: a one-member
+    /// ensemble needs no peer network).
+    pub peers: BTreeMap<u64, String>,
     /// Keys that were present but are not used (logged at start-up).
     pub ignored: Vec<String>,
 }
@@ -42,6 +46,7 @@ impl Default for Config {
                 session_timeout_ms_max: 40000,
                 ..SessionConfig::default()
             },
+            peers: BTreeMap::new(),
             ignored: Vec::new(),
         }
     }
@@ -184,6 +189,10 @@ impl Config {
             bail!("minSessionTimeout must not be larger than maxSessionTimeout");
         }
         c.server_id = server_id(&kv, &c.data_dir)?;
+        c.peers = peers(&kv)?;
+        if c.peers.len() > 1 && !c.peers.contains_key(&u64::from(c.server_id)) {
+            bail!("myid {} has no server.{} line", c.server_id, c.server_id);
+        }
         c.session.server_id = c.server_id;
         c.session.client_port = c.client_port;
         c.session.data_dir = c.data_dir.display().to_string();
@@ -230,6 +239,35 @@ fn jvm_flags() -> String {
         .join(" ")
 }
 
+/// The `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
+/// lines as peer addresses (`host:quorumPort`); the election port is not used (openraft
+/// elects over the quorum port). Empty unless there are at least two.
+fn peers(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut peers = BTreeMap::new();
+    for (k, v) in kv {
+        let Some(id) = k.strip_prefix("server.") else {
+            continue;
+        };
+        let id: u64 = id
+            .parse()
+            .with_context(|| format!("{k}: not a server id"))?;
+        let server = v.split(';').next().unwrap_or_default();
+        let parts: Vec<&str> = server.split(':').collect();
+        let (host, port) = match parts.as_slice() {
+            [host, port, _election] | [host, port, _election, "participant"] => (*host, *port),
+            [_, _, _, "observer"] => bail!("{k}: observers are not supported yet (issue 5)"),
+            _ => bail!("{k}={v}: expected host:quorumPort:electionPort[:role][;clientPort]"),
+        };
+        port.parse::<u16>()
+            .with_context(|| format!("{k}: bad quorum port {port:?}"))?;
+        peers.insert(id, format!("{host}:{port}"));
+    }
+    if peers.len() < 2 {
+        peers.clear();
+    }
+    Ok(peers)
+}
+
 /// The server id: `myid` in dataDir if present, else the only `server.N` line, else 1.
 fn server_id(kv: &BTreeMap<String, String>, data_dir: &Path) -> anyhow::Result<u8> {
     let from_file = std::fs::read_to_string(data_dir.join("myid")).ok();
@@ -242,7 +280,7 @@ fn server_id(kv: &BTreeMap<String, String>, data_dir: &Path) -> anyhow::Result<u
         (None, [one]) => one.parse::<u64>().context("server.N")?,
         (None, []) => 1,
         (None, _) => {
-            bail!("several server.N lines need a myid file in dataDir (ensembles: issue 5)")
+            bail!("several server.N lines need a myid file in dataDir, as in ZooKeeper")
         }
     };
     u8::try_from(id)

@@ -42,7 +42,8 @@ fn parse_args() -> anyhow::Result<Config> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -62,6 +63,12 @@ async fn main() -> anyhow::Result<()> {
             log_dir: config.data_log_dir.join("raft-log"),
             state_dir: config.data_dir.join("state"),
             tick_ms: config.session.tick_ms,
+            peers: config.peers.clone(),
+            // A member of an ensemble waits for a quorum of its peers as long as it takes.
+            startup_timeout: config
+                .peers
+                .is_empty()
+                .then_some(std::time::Duration::from_secs(60)),
         },
         Arc::new(HubListener(Arc::clone(&hub))),
     )
@@ -74,8 +81,23 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {address}"))?;
     info!(%address, "serving clients");
-    let backend = Arc::new(ConsensusBackend(consensus.clone()));
+    let backend = Arc::new(ConsensusBackend(
+        consensus.clone(),
+        !config.peers.is_empty(),
+    ));
     let server = Server::new(config.session.clone(), backend, hub);
+    // The leader learns which sessions the followers' clients keep alive.
+    let tracker_server = Arc::clone(&server);
+    consensus.set_touch_handler(Arc::new(move |sessions: Vec<i64>| {
+        for id in sessions {
+            let known = tracker_server.tracker.touch(id);
+            tracing::trace!(
+                session = format_args!("0x{id:x}"),
+                known,
+                "touched by a follower"
+            );
+        }
+    }));
     server.run(listener, shutdown_signal()).await;
     consensus.shutdown().await.context("stopping consensus")?;
     Ok(())

@@ -1,29 +1,21 @@
 //! kill -9 under a write load, restart: every acknowledged write is there, and a session that
 //! has not timed out is still alive with its ephemeral.
 
+mod common;
 #[path = "../../zk-session/tests/support/raw.rs"]
 mod raw;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
+use common::{create, free_port, spawn, wait_ready};
 use raw::Raw;
 use tokio::sync::Mutex;
-use zk_protocol::jute::data::{ACL, Id};
-use zk_protocol::jute::proto::{CreateRequest, GetDataRequest};
-use zk_protocol::{OpCode, Request};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use zk_protocol::Request;
+use zk_protocol::jute::proto::GetDataRequest;
 
 struct Node {
     child: Child,
@@ -40,55 +32,11 @@ fn start(dir: &std::path::Path, port: u16) -> Node {
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join(format!(
-        "server-{}.log",
-        Instant::now().elapsed().as_nanos()
-    )))
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = spawn(&cfg, dir);
     Node {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
     }
-}
-
-async fn wait_ready(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server on {addr} did not come up");
-}
-
-fn acl() -> Option<Vec<ACL>> {
-    Some(vec![ACL {
-        perms: 31,
-        id: Id {
-            scheme: Some("world".into()),
-            id: Some("anyone".into()),
-        },
-    }])
-}
-
-fn create(path: &str, flags: i32) -> Request {
-    Request::Create(
-        OpCode::Create,
-        CreateRequest {
-            path: Some(path.into()),
-            data: Some(Bytes::from(path.as_bytes().to_vec())),
-            acl: acl(),
-            flags,
-        },
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,20 +5,24 @@
 //! membership), openraft's log-storage and state-machine traits on `zk_storage::LogStore` and
 //! `zk_storage::StateStore`, the apply loop (one `StateStore::apply_batch` per openraft apply
 //! call, zxid = log index, listener called under the apply gate), snapshots as checkpoint
-//! directories, the leader's clock for `Command::time_ms`, and starting a node (a one-member
-//! cluster today).
+//! directories, the leader's clock for `Command::time_ms`, starting a node (a one-member
+//! cluster, or a member of an ensemble), the peer transport, and forwarding a follower's
+//! writes, read barriers and session reports to the leader.
 //! Does not own: what a command does (`zk-datatree`), the storage layout (`zk-storage`),
 //! sessions, watches and replies (`zk-session`, through [`ApplyListener`]). This is the only
 //! crate that names openraft, so that alpha upgrades stay here.
 //!
-//! Not yet: a network between replicas (every peer is unreachable), installing a snapshot
-//! received from a leader (returns an error), leader-change events for the session tracker.
+//! Not yet: snapshot transfer (a follower behind the leader's purged log cannot catch up;
+//! installing a snapshot returns an error), membership changes (reconfig, observers),
+//! leader-conditional writes.
 //!
 //! # Layout
 //! - `types`: the openraft type config and the byte encodings.
 //! - `log_storage`: `RaftLogStorage` / `RaftLogReader` on the log store.
 //! - `state_machine`: `RaftStateMachine` on the state store, snapshots.
-//! - `network`: the (empty) network.
+//! - `wire`: the peer protocol (frames, messages, a multiplexed client).
+//! - `network`: openraft's network over it.
+//! - `peer`: the peer server (raft RPCs, forwarded writes, read indexes, session reports).
 //!
 //! # On-disk layout
 //! `log_dir/log` holds the log's RocksDB, `state_dir/tree` the state machine's RocksDB and
@@ -28,8 +32,10 @@
 
 mod log_storage;
 mod network;
+mod peer;
 mod state_machine;
 mod types;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -38,15 +44,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use openraft::errors::{ClientWriteError, Fatal, LinearizableReadError, RaftError};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{
+    ClientWriteError, Fatal, InitializeError, LinearizableReadError, RaftError,
+};
 use openraft::impls::ProgressResponder;
 use openraft::{BasicNode, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use zk_storage::{LogStore, StateStore, StorageError};
 
 use crate::log_storage::LogStorage;
-use crate::network::NoNetwork;
+use crate::network::TcpNetwork;
 use crate::state_machine::{Shared, StateMachine, read_applied_meta};
 use crate::types::{LogCommand, TypeConfig};
+use crate::wire::{PeerClient, PeerReply, PeerRequest, RemoteFailure};
 
 /// Where the log's RocksDB lives under `log_dir`.
 const LOG_SUBDIR: &str = "log";
@@ -56,13 +66,14 @@ const STATE_SUBDIR: &str = "tree";
 const SNAPSHOT_SUBDIR: &str = "snapshots";
 /// The address recorded for this node in the membership (no peer uses it yet).
 const LOCAL_ADDR: &str = "127.0.0.1";
-/// How long `start` waits for this node to lead and catch up.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `start` retries a store whose directory is still locked (a previous instance in
 /// this process still closing).
 const LOCK_RETRY: Duration = Duration::from_secs(10);
 /// How long `shutdown` waits for openraft's tasks to release the stores.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
+/// How long a follower waits for the leader to answer a forwarded write or read index, and
+/// then for its own apply to catch up with it.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// ZooKeeper's default `tickTime`, used when the configured one is 0.
 const DEFAULT_TICK_MS: u64 = 2000;
 
@@ -78,6 +89,12 @@ pub struct ConsensusConfig {
     /// ZooKeeper's `tickTime` in ms: the heartbeat is tick/20 (≥ 20 ms), the election timeout
     /// is tick/2 ..= tick (so 100 ms and 1–2 s for the default 2000).
     pub tick_ms: u64,
+    /// The ensemble: node id → peer address (`host:port`, ZooKeeper's `server.N` host and
+    /// quorum port), this node included. Empty: a one-member cluster without a network.
+    pub peers: BTreeMap<u64, String>,
+    /// How long `start` waits for a leader and for local apply to catch up; `None` waits as
+    /// long as it takes (an ensemble member started before a quorum of its peers).
+    pub startup_timeout: Option<Duration>,
 }
 
 /// Receives every applied command, on every replica. The apply gate is held during the call:
@@ -112,7 +129,8 @@ pub enum ConsensusError {
     /// The configuration is not usable.
     #[error("configuration: {0}")]
     Config(String),
-    /// `start` did not become leader and catch up in time.
+    /// `start` found no leader or did not catch up in time; or a forwarded request got no
+    /// answer in time.
     #[error("timed out: {0}")]
     Timeout(String),
     /// The Raft node stopped on an unrecoverable error (storage failure, panic); this
@@ -169,6 +187,18 @@ impl From<RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> for Consensu
     }
 }
 
+/// A submitted command: resolves to its zxid once committed and applied locally.
+pub type Proposal = std::pin::Pin<Box<dyn Future<Output = Result<i64, ConsensusError>> + Send>>;
+
+impl From<RemoteFailure> for ConsensusError {
+    fn from(e: RemoteFailure) -> Self {
+        match e {
+            RemoteFailure::NotLeader { leader } => ConsensusError::NotLeader { leader },
+            RemoteFailure::Failed(what) => ConsensusError::Fatal(format!("on the leader: {what}")),
+        }
+    }
+}
+
 /// A running consensus node: proposes commands, answers read barriers and applies committed
 /// entries to the state store. Cheap to clone. Call [`Consensus::shutdown`] before dropping
 /// the last clone; the stores close when the last clone (and the last `state()` handle) is
@@ -188,7 +218,18 @@ struct Inner {
     shutting_down: AtomicBool,
     /// One count per live store handle inside openraft's tasks (see `shutdown`).
     alive: Arc<()>,
+    node_id: u64,
+    /// The connection writes and read-index requests are forwarded on: one per leader, so a
+    /// session's pipelined writes reach the leader in order.
+    forward: tokio::sync::Mutex<Option<(u64, Arc<PeerClient>)>>,
+    /// Tells the peer server to stop.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Called with the sessions followers report as alive (see [`Consensus::touch_leader`]).
+    touch_handler: std::sync::OnceLock<TouchHandler>,
 }
+
+/// Receives session ids that a follower's clients kept alive.
+pub type TouchHandler = Arc<dyn Fn(Vec<i64>) + Send + Sync>;
 
 /// Opens a store on the blocking pool, retrying while its directory is locked by an
 /// instance of this process that is still closing.
@@ -232,6 +273,7 @@ fn raft_config(tick_ms: u64) -> Result<openraft::Config, ConsensusError> {
         max_in_snapshot_log_to_keep: 10_000,
         purge_batch_size: 1_000,
         replication_lag_threshold: 200_000,
+        max_payload_entries: wire::MAX_PAYLOAD_ENTRIES,
         ..openraft::Config::default()
     }
     .validate()
@@ -274,10 +316,22 @@ impl Consensus {
             alive.clone(),
         )
         .map_err(fatal_io)?;
+        let listener = match config.peers.get(&config.node_id) {
+            None if config.peers.is_empty() => None,
+            None => {
+                return Err(ConsensusError::Config(format!(
+                    "node {} is not among the peers {:?}",
+                    config.node_id, config.peers
+                )));
+            }
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                ConsensusError::Config(format!("cannot listen for peers on {addr}: {e}"))
+            })?),
+        };
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config(config.tick_ms)?),
-            NoNetwork,
+            TcpNetwork,
             LogStorage::new(log, alive.clone()),
             sm,
         )
@@ -290,9 +344,20 @@ impl Consensus {
                 clock: tokio::sync::Mutex::new(last_time),
                 shutting_down: AtomicBool::new(false),
                 alive,
+                node_id: config.node_id,
+                forward: tokio::sync::Mutex::new(None),
+                stop: tokio::sync::watch::Sender::new(false),
+                touch_handler: std::sync::OnceLock::new(),
             }),
         };
-        match consensus.become_leader(config.node_id).await {
+        if let Some(listener) = listener {
+            tokio::spawn(peer::serve(
+                listener,
+                Arc::downgrade(&consensus.inner),
+                consensus.inner.stop.subscribe(),
+            ));
+        }
+        match consensus.join(&config).await {
             Ok(()) => {
                 tracing::info!(
                     node_id = config.node_id,
@@ -310,26 +375,49 @@ impl Consensus {
         }
     }
 
-    /// Initializes the one-member cluster if this is a new node, waits for leadership, then
-    /// for local apply to reach the read index, and for the commit to cover this node's whole
-    /// durable log (`wait_for_recovery`): a committed id saved without fsync may be older than
-    /// what was acknowledged before a power loss, but every acknowledged entry is in the
-    /// fsynced log, so waiting for the log tail to commit and apply covers it.
-    async fn become_leader(&self, node_id: u64) -> Result<(), ConsensusError> {
+    /// Initializes the cluster if this is a new node (every member may do so, with the same
+    /// membership), waits for a leader, then — on the leader — for local apply to reach the
+    /// read index, and on every node for the commit to cover its whole durable log
+    /// (`wait_for_recovery`): a committed id saved without fsync may be older than what was
+    /// acknowledged before a power loss, but every acknowledged entry is in a quorum's fsynced
+    /// log, so waiting for the log tail to commit and apply covers it.
+    async fn join(&self, config: &ConsensusConfig) -> Result<(), ConsensusError> {
         let raft = &self.inner.raft;
         if !raft.is_initialized().await? {
-            let members = BTreeMap::from([(node_id, BasicNode::new(LOCAL_ADDR))]);
-            raft.initialize(members).await.map_err(|e| match e {
-                RaftError::Fatal(f) => f.into(),
-                RaftError::APIError(e) => ConsensusError::Fatal(format!("initialize: {e}")),
-            })?;
+            let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
+                BTreeMap::from([(config.node_id, BasicNode::new(LOCAL_ADDR))])
+            } else {
+                config
+                    .peers
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                    .collect()
+            };
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                // A peer initialized the cluster first and already reached this node.
+                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                    tracing::debug!(reason = %e, "cluster already initialized by a peer");
+                }
+                Err(RaftError::Fatal(f)) => return Err(f.into()),
+                Err(RaftError::APIError(e)) => {
+                    return Err(ConsensusError::Fatal(format!("initialize: {e}")));
+                }
+            }
         }
-        raft.wait(Some(STARTUP_TIMEOUT))
-            .state(ServerState::Leader, "start: become leader")
+        let timeout = config.startup_timeout;
+        raft.wait(timeout)
+            .metrics(|m| m.current_leader.is_some(), "start: a leader is known")
             .await
             .map_err(|e| ConsensusError::Timeout(e.to_string()))?;
-        raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
-        raft.wait_for_recovery(Some(STARTUP_TIMEOUT))
+        if config.peers.len() <= 1 {
+            raft.wait(timeout)
+                .state(ServerState::Leader, "start: become leader")
+                .await
+                .map_err(|e| ConsensusError::Timeout(e.to_string()))?;
+            raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
+        }
+        raft.wait_for_recovery(timeout)
             .await
             .map_err(|e| ConsensusError::Timeout(e.to_string()))?;
         Ok(())
@@ -339,7 +427,90 @@ impl Consensus {
     /// has its place in the log order, with a future that resolves like `propose`. Commands
     /// submitted one after another keep their order, so a session can have several writes in
     /// flight (pipelining) and their fsyncs are shared.
-    pub async fn submit(
+    ///
+    /// On a follower the command is forwarded to the leader (on one connection, so that
+    /// commands submitted in order are logged in order), and the future resolves once the
+    /// entry is committed and applied here too.
+    pub async fn submit(&self, cmd: zk_datatree::Command) -> Result<Proposal, ConsensusError> {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(ConsensusError::ShuttingDown);
+        }
+        if self.inner.raft.is_leader() {
+            return Ok(Box::pin(self.submit_local(cmd).await?));
+        }
+        let client = self.leader_client().await?;
+        let pending = client
+            .send(&PeerRequest::Propose(cmd.encode().to_vec()))
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, "forwarding a write failed");
+                ConsensusError::NotLeader { leader: None }
+            })?;
+        let this = self.clone();
+        Ok(Box::pin(async move {
+            let reply = tokio::time::timeout(FORWARD_TIMEOUT, pending)
+                .await
+                .map_err(|_| {
+                    ConsensusError::Timeout("the leader did not answer a forwarded write".into())
+                })?
+                .map_err(|_| ConsensusError::NotLeader { leader: None })?;
+            match reply {
+                PeerReply::Propose(Ok(zxid)) => {
+                    this.wait_applied(zxid).await?;
+                    Ok(zxid)
+                }
+                PeerReply::Propose(Err(e)) => Err(e.into()),
+                other => Err(ConsensusError::Fatal(format!(
+                    "unexpected peer reply {other:?}"
+                ))),
+            }
+        }))
+    }
+
+    /// The client of the current leader's peer server (kept while the leader stays).
+    async fn leader_client(&self) -> Result<Arc<PeerClient>, ConsensusError> {
+        let raft = &self.inner.raft;
+        let leader = raft
+            .current_leader()
+            .await
+            .ok_or(ConsensusError::NotLeader { leader: None })?;
+        let mut forward = self.inner.forward.lock().await;
+        if let Some((id, client)) = forward.as_ref()
+            && *id == leader
+        {
+            return Ok(Arc::clone(client));
+        }
+        let addr = raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .ok_or(ConsensusError::NotLeader {
+                leader: Some(leader),
+            })?;
+        let client = Arc::new(PeerClient::new(addr));
+        *forward = Some((leader, Arc::clone(&client)));
+        Ok(client)
+    }
+
+    /// Waits until local apply has reached `zxid`.
+    async fn wait_applied(&self, zxid: i64) -> Result<(), ConsensusError> {
+        if self.last_applied() >= zxid {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(FORWARD_TIMEOUT))
+            .applied_index_at_least(Some(zxid as u64), "apply a forwarded write")
+            .await
+            .map_err(|e| ConsensusError::Timeout(e.to_string()))?;
+        Ok(())
+    }
+
+    /// [`Consensus::submit`] on the leader: stamps and enqueues the command into openraft.
+    pub(crate) async fn submit_local(
         &self,
         mut cmd: zk_datatree::Command,
     ) -> Result<impl Future<Output = Result<i64, ConsensusError>> + Send + 'static, ConsensusError>
@@ -384,10 +555,34 @@ impl Consensus {
     /// A read barrier (ReadIndex, not a lease): confirms leadership, then waits until local
     /// apply has reached the read index, which it returns. Every write acknowledged anywhere
     /// before the call is then visible in [`Consensus::state`].
+    /// On a follower the leader confirms its leadership and gives the read index, and this
+    /// node waits until it has applied up to it.
     pub async fn read_barrier(&self) -> Result<i64, ConsensusError> {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(ConsensusError::ShuttingDown);
         }
+        if self.inner.raft.is_leader() {
+            return self.read_index_local().await;
+        }
+        let client = self.leader_client().await?;
+        let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.call(&PeerRequest::ReadIndex))
+            .await
+            .map_err(|_| ConsensusError::Timeout("the leader did not answer a read index".into()))?
+            .map_err(|_| ConsensusError::NotLeader { leader: None })?;
+        match reply {
+            PeerReply::ReadIndex(Ok(index)) => {
+                self.wait_applied(index).await?;
+                Ok(index)
+            }
+            PeerReply::ReadIndex(Err(e)) => Err(e.into()),
+            other => Err(ConsensusError::Fatal(format!(
+                "unexpected peer reply {other:?}"
+            ))),
+        }
+    }
+
+    /// [`Consensus::read_barrier`] on the leader.
+    pub(crate) async fn read_index_local(&self) -> Result<i64, ConsensusError> {
         let read = self
             .inner
             .raft
@@ -413,10 +608,51 @@ impl Consensus {
         !self.inner.shutting_down.load(Ordering::Acquire) && self.inner.raft.is_leader()
     }
 
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<u64> {
+        self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// Sets what receives the session ids followers report (once; later calls are ignored).
+    pub fn set_touch_handler(&self, handler: TouchHandler) {
+        let _ = self.inner.touch_handler.set(handler);
+    }
+
+    /// Reports sessions kept alive by this node's clients to the leader, which alone expires
+    /// sessions (ZooKeeper's followers ship their touch tables the same way). On the leader
+    /// the handler gets them directly. Best effort: a report lost with a leader change is
+    /// covered by the full timeout a new leader gives every session.
+    pub async fn touch_leader(&self, sessions: Vec<i64>) {
+        if sessions.is_empty() || self.inner.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        if self.inner.raft.is_leader() {
+            if let Some(handler) = self.inner.touch_handler.get() {
+                handler(sessions);
+            }
+            return;
+        }
+        match self.leader_client().await {
+            Ok(client) => {
+                if let Err(e) = client.post(&PeerRequest::Touch(sessions)).await {
+                    tracing::debug!(error = %e, "reporting sessions to the leader failed");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "no leader to report sessions to"),
+        }
+    }
+
     /// Stops openraft and waits until its tasks have released the stores. Later calls on any
     /// clone fail with `ShuttingDown`; calling it twice is harmless.
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
         self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.stop.send_replace(true);
+        *self.inner.forward.lock().await = None;
         self.inner
             .raft
             .shutdown()
@@ -507,6 +743,8 @@ mod tests {
             log_dir: dir.path().join("log"),
             state_dir: dir.path().join("data"),
             tick_ms: 2000,
+            peers: BTreeMap::new(),
+            startup_timeout: Some(Duration::from_secs(60)),
         };
         let c = Consensus::start(config.clone(), Arc::new(Ignore))
             .await

@@ -42,6 +42,8 @@ fn config(dir: &Path) -> ConsensusConfig {
         log_dir: dir.to_path_buf(),
         state_dir: dir.to_path_buf(),
         tick_ms: 2000,
+        peers: Default::default(),
+        startup_timeout: Some(Duration::from_secs(60)),
     }
 }
 

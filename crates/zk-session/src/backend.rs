@@ -76,4 +76,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Every session of the replicated session table, with its timeout (used at start-up to
     /// give each a fresh full timeout).
     fn sessions(&self) -> Vec<(i64, Session)>;
+    /// Whether this server leads the ensemble: only the leader expires sessions and reaps
+    /// containers. A single server always leads.
+    fn is_leader(&self) -> bool {
+        true
+    }
+    /// Reports sessions kept alive by this server's clients to the leader (followers only).
+    fn touch_leader(&self, sessions: Vec<i64>) -> impl Future<Output = ()> + Send {
+        let _ = sessions;
+        async {}
+    }
+    /// `leader` or `follower` in an ensemble (for `srvr`, `stat`, `mntr`); `None` leaves the
+    /// configured mode (`standalone`).
+    fn role(&self) -> Option<&'static str> {
+        None
+    }
 }

@@ -62,6 +62,12 @@ fn latency(server: &Server<impl Backend>) -> (u64, f64, u64) {
 }
 
 /// `Zookeeper version: …` and the server statistics (`srvr`; `stat` adds a client list).
+/// `leader`/`follower` in an ensemble, else the configured mode (`standalone`, or `leader`
+/// for a one-member ensemble).
+fn mode<B: Backend>(server: &Server<B>) -> &str {
+    server.backend.role().unwrap_or(&server.config.mode)
+}
+
 fn srvr<B: Backend>(server: &Server<B>, with_clients: bool) -> String {
     let s = &server.hub.stats;
     let (min, avg, max) = latency(server);
@@ -91,9 +97,10 @@ fn srvr<B: Backend>(server: &Server<B>, with_clients: bool) -> String {
         s.outstanding.load(Ordering::Relaxed)
     );
     let _ = writeln!(out, "Zxid: 0x{:x}", server.backend.last_applied());
-    let _ = writeln!(out, "Mode: {}", server.config.mode);
+    let mode = mode(server);
+    let _ = writeln!(out, "Mode: {mode}");
     let _ = writeln!(out, "Node count: {nodes}");
-    if server.config.mode == "leader" {
+    if mode == "leader" {
         // ZooKeeper's leader adds its proposal sizes; ferrokeeper does not track them (yet).
         let _ = writeln!(out, "Proposal sizes last/min/max: -1/-1/-1");
     }
@@ -175,7 +182,7 @@ fn mntr<B: Backend>(server: &Server<B>) -> String {
     });
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", version_line(server)),
-        ("zk_server_state", server.config.mode.clone()),
+        ("zk_server_state", mode(server).to_string()),
         ("zk_avg_latency", format!("{avg:?}")),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),

@@ -22,6 +22,8 @@ use crate::hub::Hub;
 #[derive(Debug, Default)]
 pub struct Tracker {
     deadlines: Mutex<HashMap<i64, (Instant, Duration)>>,
+    /// Sessions touched since a follower last reported to the leader.
+    touched: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Tracker {
@@ -39,6 +41,10 @@ impl Tracker {
     /// Records activity: the session's deadline moves a full timeout ahead. Returns false for
     /// a session that is not tracked (expired or unknown).
     pub fn touch(&self, session_id: i64) -> bool {
+        self.touched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session_id);
         match self.lock().get_mut(&session_id) {
             Some((deadline, timeout)) => {
                 *deadline = Instant::now() + *timeout;
@@ -51,6 +57,29 @@ impl Tracker {
     /// Stops tracking a session.
     pub fn forget(&self, session_id: i64) {
         self.lock().remove(&session_id);
+    }
+
+    /// Sessions touched since the last call (a follower's report to the leader).
+    fn take_touched(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.touched.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect()
+    }
+
+    /// Tracks the sessions of the replicated table that are not tracked yet, with a full
+    /// timeout, and forgets tracked ones that are gone from it. With `fresh`, every session
+    /// gets a full timeout (a new leader, as ZooKeeper's does).
+    fn sync_with(&self, table: &[(i64, zk_datatree::Session)], fresh: bool) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let live: std::collections::HashSet<i64> = table.iter().map(|(id, _)| *id).collect();
+        map.retain(|id, _| live.contains(id));
+        for (id, s) in table {
+            let timeout = Duration::from_millis(u64::try_from(s.timeout_ms).unwrap_or(0));
+            if fresh || !map.contains_key(id) {
+                map.insert(*id, (now + timeout, timeout));
+            }
+        }
     }
 
     /// Removes and returns the sessions whose deadline has passed.
@@ -198,6 +227,10 @@ impl<B: Backend> Server<B> {
         ticker.tick().await;
         loop {
             ticker.tick().await;
+            // Only the leader reaps, as ZooKeeper's ContainerManager runs on the leader.
+            if !self.backend.is_leader() {
+                continue;
+            }
             let now_ms = wall_clock_ms();
             let due: Vec<String> = self.backend.read(|tree| {
                 [CONTAINER_EPHEMERAL_OWNER, TTL_OWNER_PREFIX]
@@ -225,12 +258,25 @@ impl<B: Backend> Server<B> {
     }
 
     /// Closes sessions whose clients went quiet for longer than their timeout, by proposing
-    /// CloseSession (which deletes their ephemerals on every replica).
+    /// CloseSession (which deletes their ephemerals on every replica). In an ensemble only the
+    /// leader does, for every session of the table: followers report the sessions their
+    /// clients touched, and a new leader gives every session a full timeout.
     async fn expire_sessions(self: Arc<Self>) {
         let period = Duration::from_millis((self.config.tick_ms / 2).max(10));
         let mut ticker = tokio::time::interval(period);
+        let mut led = true;
         loop {
             ticker.tick().await;
+            let touched = self.tracker.take_touched();
+            if !self.backend.is_leader() {
+                led = false;
+                self.backend.touch_leader(touched).await;
+                continue;
+            }
+            if self.backend.role().is_some() {
+                self.tracker.sync_with(&self.backend.sessions(), !led);
+            }
+            led = true;
             for session_id in self.tracker.take_expired(Instant::now()) {
                 debug!(
                     session = format_args!("0x{session_id:x}"),

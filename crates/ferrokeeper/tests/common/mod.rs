@@ -1,0 +1,74 @@
+//! Helpers shared by the server's end-to-end tests: ports, processes, requests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zk_protocol::jute::data::{ACL, Id};
+use zk_protocol::jute::proto::CreateRequest;
+use zk_protocol::{OpCode, Request};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server binary on `cfg`, its log in a new file in `log_dir`.
+pub fn spawn(cfg: &Path, log_dir: &Path) -> Child {
+    let log = std::fs::File::create(log_dir.join(format!(
+        "server-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )))
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+        .arg("--config")
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (up to 60 s) until the client port accepts connections.
+pub async fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server on {addr} did not come up");
+}
+
+pub fn acl() -> Option<Vec<ACL>> {
+    Some(vec![ACL {
+        perms: 31,
+        id: Id {
+            scheme: Some("world".into()),
+            id: Some("anyone".into()),
+        },
+    }])
+}
+
+pub fn create(path: &str, flags: i32) -> Request {
+    Request::Create(
+        OpCode::Create,
+        CreateRequest {
+            path: Some(path.into()),
+            data: Some(Bytes::from(path.as_bytes().to_vec())),
+            acl: acl(),
+            flags,
+        },
+    )
+}
