@@ -39,6 +39,8 @@ import gozk_suite  # noqa: E402
 import differential  # noqa: E402
 sys.path.insert(0, str(COMPAT_DIR / "curator"))
 import curator_suite  # noqa: E402
+sys.path.insert(0, str(COMPAT_DIR / "kafka"))
+import kafka_suite  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
@@ -49,6 +51,7 @@ SUITES = {"zkcli": 0, "kazoo": 10, "rawframes": 20, "gozk": 30}
 SUITES["rawauth"] = 70  # rawframes' enforce_auth cases, servers with enforce.auth.enabled
 SUITES["differential"] = 50  # runs both servers at once (differential/differential.py)
 SUITES["curator"] = 40  # Apache Curator recipes, Maven + JUnit 5 (curator/curator_suite.py)
+SUITES["kafka"] = 60  # two Kafka 3.9 brokers in ZooKeeper mode (kafka/kafka_suite.py)
 EXIT_NOT_BUILT = 3
 
 
@@ -341,6 +344,13 @@ def main(argv=None):
         except curator_suite.SetupError as e:  # each curator cell reports it again as an error
             say("curator setup failed: %s" % e)
         timings["prepare curator tests"] = time.monotonic() - t
+    if runnable and "kafka" in suites:
+        t = time.monotonic()
+        try:
+            kafka_suite.setup()
+        except kafka_suite.SetupError as e:  # each kafka cell reports it again as an error
+            say("kafka setup failed: %s" % e)
+        timings["prepare kafka driver"] = time.monotonic() - t
 
     cells = {}
     for server in servers:
@@ -374,6 +384,9 @@ def main(argv=None):
                 elif suite == "curator":
                     cell = {"status": "ran"}
                     cell.update(run_client_suite(curator_suite, "curator", server, port, name))
+                elif suite == "kafka":
+                    cell = {"status": "ran"}
+                    cell.update(run_client_suite(kafka_suite, "kafka", server, port, name))
                 else:
                     cell = {"status": "ran"}
                     cell.update(run_client_suite(kazoo_suite, "kazoo", server, port, name, ("pytest_exit_code",)))
