@@ -4,6 +4,7 @@
 #   apache-zk.sh fetch                 resolve the jars into .cache/zk-3.9.5/lib
 #   apache-zk.sh classpath             print the classpath (fetches if needed)
 #   apache-zk.sh start <name> <port>   fresh .cache/run/<name>/, start, wait for imok
+#   apache-zk.sh restart <name> <port> start again on the existing run dir and data
 #   apache-zk.sh stop <name>           kill the recorded PID and wait for it
 #   apache-zk.sh status <name>         exit 0 if running
 #
@@ -36,18 +37,18 @@ fetch() {
     touch "$ZK_LIB/.complete"
 }
 
-start() {
-    local name="$1" port="$2"
-    check_name_port "$name" "$port"
-    fetch
-    start_checks "$name" "$port"
-    local dir; dir="$(prepare_run_dir "$name" "$port")"
-    local extra=() line
+# launch NAME PORT DIR: start the JVM on DIR/zoo.cfg (data in DIR/data)
+launch() {
+    local name="$1" port="$2" dir="$3"
+    # Heap and GC; COMPAT_ZK_HEAP_OPTS replaces the default (benchmarks).
+    local heap extra=() line
+    read -r -a heap <<< "${COMPAT_ZK_HEAP_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC}"
     while IFS= read -r line; do
         [[ -n "$line" ]] && extra+=("-Dzookeeper.$line")
     done <<< "${COMPAT_ZK_EXTRA:-}"
-    # exec so that $! is the JVM itself
-    ( exec "$JAVA" -Xms64m -Xmx512m -XX:+UseSerialGC "${extra[@]}" \
+    # exec so that $! is the JVM itself (taskset, if any, execs it too)
+    ( echo "$EPOCHREALTIME" > "$dir/launch.time"
+      exec "${SERVER_PREFIX[@]}" "$JAVA" "${heap[@]}" "${extra[@]}" \
         -Dfile.encoding=UTF-8 -Djava.awt.headless=true \
         -Dzookeeper.log.dir="$dir/log" \
         -Dlogback.configurationFile="$COMPAT_DIR/lib/logback-server.xml" \
@@ -59,15 +60,34 @@ start() {
         -Dzookeeper.fips-mode=false \
         -Dzookeeper.enforceQuota=true \
         -cp "$ZK_LIB/*" org.apache.zookeeper.server.quorum.QuorumPeerMain \
-        "$dir/zoo.cfg" ) > "$dir/log/stdout.log" 2>&1 < /dev/null &
+        "$dir/zoo.cfg" ) >> "$dir/log/stdout.log" 2>&1 < /dev/null &
     local pid=$!
-    echo "$pid" > "$dir/server.pid"
     echo "apache" > "$dir/kind"
-    if ! wait_imok "$port" "$pid" "$dir/log/zookeeper.log"; then
-        stop_server "$name"
-        exit 1
+    after_launch "$name" "$port" "$pid" "$dir/log/zookeeper.log"
+    if [[ "${COMPAT_START_NOWAIT:-0}" == 1 ]]; then
+        echo "Apache ZooKeeper $ZK_VERSION '$name' launched on 127.0.0.1:$port (pid $pid), not waiting for imok" >&2
+    else
+        echo "Apache ZooKeeper $ZK_VERSION '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
     fi
-    echo "Apache ZooKeeper $ZK_VERSION '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
+}
+
+start() {
+    local name="$1" port="$2"
+    check_name_port "$name" "$port"
+    fetch
+    start_checks "$name" "$port"
+    local dir; dir="$(prepare_run_dir "$name" "$port")"
+    launch "$name" "$port" "$dir"
+}
+
+# restart: start again on the existing run dir and data (after stop or kill)
+restart() {
+    local name="$1" port="$2"
+    check_name_port "$name" "$port"
+    fetch
+    start_checks "$name" "$port"
+    local dir; dir="$(existing_run_dir "$name")"
+    launch "$name" "$port" "$dir"
 }
 
 cmd="${1:-}"; shift || true
@@ -75,10 +95,11 @@ case "$cmd" in
     fetch) fetch ;;
     classpath) fetch; echo "$ZK_LIB/*" ;;
     start) [[ $# -eq 2 ]] || die "usage: start <name> <port>"; start "$@" ;;
+    restart) [[ $# -eq 2 ]] || die "usage: restart <name> <port>"; restart "$@" ;;
     stop) [[ $# -eq 1 ]] || die "usage: stop <name>"; stop_server "$1" ;;
     status)
         [[ $# -eq 1 ]] || die "usage: status <name>"
         f="$RUN_ROOT/$1/server.pid"
         [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null ;;
-    *) die "usage: $(basename "$0") fetch|classpath|start <name> <port>|stop <name>|status <name>" ;;
+    *) die "usage: $(basename "$0") fetch|classpath|start|restart <name> <port>|stop <name>|status <name>" ;;
 esac

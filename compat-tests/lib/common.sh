@@ -6,7 +6,7 @@
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_ROOT="$(cd "$COMPAT_DIR/.." && pwd)"
 CACHE_DIR="${COMPAT_CACHE_DIR:-$COMPAT_DIR/.cache}"
-RUN_ROOT="$CACHE_DIR/run"
+RUN_ROOT="${COMPAT_RUN_ROOT:-$CACHE_DIR/run}"
 
 # Settings every server under test gets (see README.md, "Server settings").
 SUPER_DIGEST='super:D/InIHSb7yEEbrWz8b9l71RjZJU='   # digest of super:test
@@ -15,6 +15,17 @@ START_TIMEOUT="${COMPAT_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${COMPAT_STOP_TIMEOUT:-20}"
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+# Optional settings for benchmarks (compat-tests/bench), unset by default:
+#   COMPAT_RUN_ROOT     where the run dirs go (default .cache/run)
+#   COMPAT_SERVER_CPUS  run the server under `taskset -c <cpus>`
+#   COMPAT_START_NOWAIT=1  `start`/`restart` return once the process is
+#                       launched, without waiting for imok
+SERVER_PREFIX=()
+if [[ -n "${COMPAT_SERVER_CPUS:-}" ]]; then
+    command -v taskset >/dev/null || die "COMPAT_SERVER_CPUS needs taskset (util-linux)"
+    SERVER_PREFIX=(taskset -c "$COMPAT_SERVER_CPUS")
+fi
 
 check_name_port() {
     local name="$1" port="$2"
@@ -149,6 +160,29 @@ stop_server() {
         fi
     fi
     rm -f "$pidfile"
+}
+
+# existing_run_dir NAME: the run dir of an earlier `start`, for `restart`
+# (keeps data/ and the config files)
+existing_run_dir() {
+    local dir="$RUN_ROOT/$1"
+    [[ -f "$dir/zoo.cfg" && -d "$dir/data" ]] || die "no run dir with zoo.cfg and data/ for '$1' (start it first)"
+    echo "$dir"
+}
+
+# after_launch NAME PORT PID LOGFILE: record the PID; wait for imok unless
+# COMPAT_START_NOWAIT=1. The caller writes <run dir>/launch.time (bash's
+# $EPOCHREALTIME just before exec) so a benchmark can time the start-up.
+after_launch() {
+    local name="$1" port="$2" pid="$3" log="$4"
+    echo "$pid" > "$RUN_ROOT/$name/server.pid"
+    if [[ "${COMPAT_START_NOWAIT:-0}" == 1 ]]; then
+        return 0
+    fi
+    if ! wait_imok "$port" "$pid" "$log"; then
+        stop_server "$name"
+        exit 1
+    fi
 }
 
 # start_checks NAME PORT: refuse to start over a running server or a busy port

@@ -2,6 +2,7 @@
 # ferrokeeper as a server under test; same interface as apache-zk.sh.
 #
 #   ferrokeeper.sh start <name> <port>   fresh .cache/run/<name>/, start, wait for imok
+#   ferrokeeper.sh restart <name> <port> start again on the existing run dir and data
 #   ferrokeeper.sh stop <name>           kill the recorded PID and wait for it
 #   ferrokeeper.sh status <name>         exit 0 if running
 #   ferrokeeper.sh check                 exit 3 if the binary is not built
@@ -23,33 +24,51 @@ check_bin() {
     fi
 }
 
+# launch NAME PORT DIR: start the binary on DIR/zoo.cfg (data in DIR/data)
+launch() {
+    local name="$1" port="$2" dir="$3"
+    # The SASL users reach ferrokeeper the way zkServer.sh users pass them to ZooKeeper.
+    ( export SERVER_JVMFLAGS="-Djava.security.auth.login.config=$dir/jaas.conf"
+      echo "$EPOCHREALTIME" > "$dir/launch.time"
+      exec "${SERVER_PREFIX[@]}" "$BIN" --config "$dir/zoo.cfg" ) >> "$dir/log/stdout.log" 2>&1 < /dev/null &
+    local pid=$!
+    echo "ferrokeeper" > "$dir/kind"
+    after_launch "$name" "$port" "$pid" "$dir/log/stdout.log"
+    if [[ "${COMPAT_START_NOWAIT:-0}" == 1 ]]; then
+        echo "ferrokeeper '$name' launched on 127.0.0.1:$port (pid $pid), not waiting for imok" >&2
+    else
+        echo "ferrokeeper '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
+    fi
+}
+
 start() {
     local name="$1" port="$2"
     check_name_port "$name" "$port"
     check_bin
     start_checks "$name" "$port"
     local dir; dir="$(prepare_run_dir "$name" "$port")"
-    # The SASL users reach ferrokeeper the way zkServer.sh users pass them to ZooKeeper.
-    ( export SERVER_JVMFLAGS="-Djava.security.auth.login.config=$dir/jaas.conf"
-      exec "$BIN" --config "$dir/zoo.cfg" ) > "$dir/log/stdout.log" 2>&1 < /dev/null &
-    local pid=$!
-    echo "$pid" > "$dir/server.pid"
-    echo "ferrokeeper" > "$dir/kind"
-    if ! wait_imok "$port" "$pid" "$dir/log/stdout.log"; then
-        stop_server "$name"
-        exit 1
-    fi
-    echo "ferrokeeper '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
+    launch "$name" "$port" "$dir"
+}
+
+# restart: start again on the existing run dir and data (after stop or kill)
+restart() {
+    local name="$1" port="$2"
+    check_name_port "$name" "$port"
+    check_bin
+    start_checks "$name" "$port"
+    local dir; dir="$(existing_run_dir "$name")"
+    launch "$name" "$port" "$dir"
 }
 
 cmd="${1:-}"; shift || true
 case "$cmd" in
     check) check_bin ;;
     start) [[ $# -eq 2 ]] || die "usage: start <name> <port>"; start "$@" ;;
+    restart) [[ $# -eq 2 ]] || die "usage: restart <name> <port>"; restart "$@" ;;
     stop) [[ $# -eq 1 ]] || die "usage: stop <name>"; stop_server "$1" ;;
     status)
         [[ $# -eq 1 ]] || die "usage: status <name>"
         f="$RUN_ROOT/$1/server.pid"
         [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null ;;
-    *) die "usage: $(basename "$0") check|start <name> <port>|stop <name>|status <name>" ;;
+    *) die "usage: $(basename "$0") check|start|restart <name> <port>|stop <name>|status <name>" ;;
 esac
