@@ -86,6 +86,10 @@ impl Backend for ConsensusBackend {
         self.0.touch_leader(sessions).await;
     }
 
+    fn has_leader(&self) -> bool {
+        self.0.has_leader()
+    }
+
     fn role(&self) -> Option<&'static str> {
         self.1.then(|| {
             if self.0.is_leader() {

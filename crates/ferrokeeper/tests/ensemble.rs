@@ -176,11 +176,15 @@ async fn an_ensemble_serves_clients_on_every_server_and_survives_its_leader() {
     assert_eq!(b.call(&sync()).await.0.err, 0);
     assert_eq!(b.call(&get("/p")).await.0.err, 0);
 
-    // Sessions kept alive only through followers outlive their timeout (8 s).
+    // Sessions kept alive only through followers outlive their timeout (8 s); a client of the
+    // (healthy) leader stays connected too.
+    let lead_index = servers.iter().position(|s| s.id == lead).unwrap();
+    let mut l = Raw::connect(servers[lead_index].client).await;
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(10_000) {
         assert_eq!(a.call(&Request::Ping).await.0.err, 0);
         assert_eq!(b.call(&Request::Ping).await.0.err, 0);
+        assert_eq!(l.call(&Request::Ping).await.0.err, 0);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(b.call(&sync()).await.0.err, 0);
@@ -287,8 +291,43 @@ async fn an_ensemble_serves_clients_on_every_server_and_survives_its_leader() {
             zk_protocol::ErrorCode::NoNode.code()
         );
     }
+
+    // A server left without a majority loses its leader: it disconnects its clients and
+    // refuses new ones, so that they move to the majority.
+    let last = servers.len() - 1;
+    let mut c = Raw::connect(servers[last].client).await;
+    for s in &mut servers[..last] {
+        s.kill();
+    }
+    let t = Instant::now();
+    let dropped = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match c.recv().await {
+                None => return,
+                Some(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        dropped.is_ok(),
+        "the client of a server without a leader stayed connected"
+    );
+    let disconnected = t.elapsed();
+    let refused = Raw::connect_with(
+        servers[last].client,
+        0,
+        bytes::Bytes::from_static(&[0; 16]),
+        true,
+    )
+    .await;
+    assert!(
+        refused.is_none(),
+        "a server without a leader took a new session"
+    );
     eprintln!(
-        "{} writes acknowledged around the leader's kill; new leader after {election:?}",
+        "{} writes acknowledged around the leader's kill; new leader after {election:?}; \
+         clients of a server without a majority disconnected after {disconnected:?}",
         acked.len()
     );
 }

@@ -219,6 +219,9 @@ struct Inner {
     /// One count per live store handle inside openraft's tasks (see `shutdown`).
     alive: Arc<()>,
     node_id: u64,
+    /// In an ensemble: how long a leader may go without a quorum's acknowledgement before
+    /// [`Consensus::has_leader`] says it has none (the election timeout's upper bound).
+    quorum_timeout: Option<Duration>,
     /// The connection writes and read-index requests are forwarded on: one per leader, so a
     /// session's pipelined writes reach the leader in order.
     forward: tokio::sync::Mutex<Option<(u64, Arc<PeerClient>)>>,
@@ -328,9 +331,12 @@ impl Consensus {
                 ConsensusError::Config(format!("cannot listen for peers on {addr}: {e}"))
             })?),
         };
+        let raft_cfg = raft_config(config.tick_ms)?;
+        let quorum_timeout =
+            (config.peers.len() > 1).then(|| Duration::from_millis(raft_cfg.election_timeout_max));
         let raft = Raft::new(
             config.node_id,
-            Arc::new(raft_config(config.tick_ms)?),
+            Arc::new(raft_cfg),
             TcpNetwork,
             LogStorage::new(log, alive.clone()),
             sm,
@@ -345,6 +351,7 @@ impl Consensus {
                 shutting_down: AtomicBool::new(false),
                 alive,
                 node_id: config.node_id,
+                quorum_timeout,
                 forward: tokio::sync::Mutex::new(None),
                 stop: tokio::sync::watch::Sender::new(false),
                 touch_handler: std::sync::OnceLock::new(),
@@ -611,6 +618,26 @@ impl Consensus {
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<u64> {
         self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Whether this node knows a working leader: a follower that knows one, or a leader that
+    /// a quorum acknowledged within the last `quorum_timeout` (ZooKeeper's leader gives up
+    /// when it has not heard from a quorum for syncLimit ticks; openraft's does not step down
+    /// by itself). A one-member group always has one once started.
+    pub fn has_leader(&self) -> bool {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return false;
+        }
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        match (metrics.current_leader, self.inner.quorum_timeout) {
+            (None, _) => false,
+            (Some(id), Some(limit)) if id == self.inner.node_id => metrics
+                .last_quorum_acked
+                .as_ref()
+                .is_some_and(|at| openraft::Instant::elapsed(&**at) < limit),
+            (Some(_), _) => true,
+        }
     }
 
     /// This node's id.

@@ -81,6 +81,10 @@ pub trait Backend: Send + Sync + 'static {
     fn is_leader(&self) -> bool {
         true
     }
+    /// Whether a leader is known (a single server always is one).
+    fn has_leader(&self) -> bool {
+        true
+    }
     /// Reports sessions kept alive by this server's clients to the leader (followers only).
     fn touch_leader(&self, sessions: Vec<i64>) -> impl Future<Output = ()> + Send {
         let _ = sessions;

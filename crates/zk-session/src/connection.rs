@@ -143,6 +143,12 @@ async fn serve_registered<B: Backend>(
         return;
     };
     let request = &handshake.request;
+    if !server.serving() {
+        // An ensemble member without a leader does not serve ("ZooKeeperServer not running"):
+        // the client tries another server.
+        debug!(%peer, "no leader, not serving; closing");
+        return;
+    }
     if request.last_zxid_seen > server.backend.last_applied() {
         // ZooKeeper: "Refusing session request for client ... as it has seen zxid ... our last
         // zxid is ..."; the client tries another server.

@@ -313,6 +313,13 @@ impl Hub {
         }
     }
 
+    /// Closes every attached connection (an ensemble member that lost its leader).
+    pub fn kick_all(&self) {
+        for (_, c) in self.lock().connections.drain() {
+            c.tx.close();
+        }
+    }
+
     /// Records a connected session's authenticated ids (after the handshake and each addauth).
     pub fn set_auth(&self, session_id: i64, auth: Vec<AuthId>) {
         self.lock().auth.insert(session_id, auth);

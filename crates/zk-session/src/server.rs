@@ -257,6 +257,12 @@ impl<B: Backend> Server<B> {
         }
     }
 
+    /// Whether this server serves clients: a single server always; an ensemble member while
+    /// it knows a leader.
+    pub fn serving(&self) -> bool {
+        self.backend.role().is_none() || self.backend.has_leader()
+    }
+
     /// Closes sessions whose clients went quiet for longer than their timeout, by proposing
     /// CloseSession (which deletes their ephemerals on every replica). In an ensemble only the
     /// leader does, for every session of the table: followers report the sessions their
@@ -265,8 +271,17 @@ impl<B: Backend> Server<B> {
         let period = Duration::from_millis((self.config.tick_ms / 2).max(10));
         let mut ticker = tokio::time::interval(period);
         let mut led = true;
+        let mut served = true;
         loop {
             ticker.tick().await;
+            // A member that lost its leader disconnects its clients, as ZooKeeper's followers
+            // do, so that they move to a server of the majority (new ones are refused).
+            let serving = self.serving();
+            if served && !serving {
+                warn!("no leader: disconnecting clients until one is elected");
+                self.hub.kick_all();
+            }
+            served = serving;
             let touched = self.tracker.take_touched();
             if !self.backend.is_leader() {
                 led = false;
