@@ -20,7 +20,6 @@ ZooKeeper client log, WARN and up) and DIR/KIND-reports/ (the Surefire
 reports, including each test class's output). Standard library only.
 """
 
-import argparse
 import json
 import os
 import re
@@ -30,6 +29,9 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import suite_cli  # noqa: E402
 
 CURATOR_VERSION = "5.9.0"
 ZK_CLIENT_VERSION = "3.9.5"
@@ -245,24 +247,7 @@ def run(host, server, out_dir, server_log=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup")
-    r = sub.add_parser("run")
-    r.add_argument("--host", required=True, help="host:port of the running server")
-    r.add_argument("--server", required=True, help="server kind, names the result files")
-    r.add_argument("--out-dir", required=True)
-    r.add_argument("--server-log")
-    args = ap.parse_args(argv)
-    if args.cmd == "setup":
-        try:
-            setup()
-        except SetupError as e:
-            print(e, file=sys.stderr)
-            return 1
-        return 0
-    res = run(args.host, args.server, args.out_dir, args.server_log)
-    return 0 if res["failed"] == 0 and "error" not in res else 1
+    return suite_cli.main(__doc__, setup, run, (SetupError,), argv=argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ subtests. A test that reports no result (the process died or hit its
 timeout) counts as failed. Standard library only.
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -32,6 +31,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import suite_cli  # noqa: E402
 
 MODULE = "github.com/go-zookeeper/zk"
 VERSION = "v1.0.4"
@@ -379,24 +381,7 @@ def run(host, server, out_dir, server_log=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup")
-    r = sub.add_parser("run")
-    r.add_argument("--host", required=True, help="127.0.0.1:port of the running server")
-    r.add_argument("--server", required=True, help="server kind, names the result files")
-    r.add_argument("--out-dir", required=True)
-    r.add_argument("--server-log")
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "setup":
-            setup()
-            return 0
-        res = run(args.host, args.server, args.out_dir, args.server_log)
-    except SetupError as e:
-        log(str(e))
-        return 2
-    return 0 if res["failed"] == 0 and "error" not in res else 1
+    return suite_cli.main(__doc__, setup, run, (SetupError,), 2, log, argv=argv)
 
 
 if __name__ == "__main__":

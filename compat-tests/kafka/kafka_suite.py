@@ -59,7 +59,6 @@ shutdown hook) and, should the driver itself die, here from the PID files it
 wrote. Standard library only.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -68,6 +67,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import suite_cli  # noqa: E402
 
 KAFKA_VERSION = "3.9.2"
 HERE = Path(__file__).resolve().parent
@@ -262,24 +264,7 @@ def run(host, server, out_dir, server_log=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup")
-    r = sub.add_parser("run")
-    r.add_argument("--host", required=True, help="host:port of the running server")
-    r.add_argument("--server", required=True, help="server kind, names the result files")
-    r.add_argument("--out-dir", required=True)
-    r.add_argument("--server-log")
-    args = ap.parse_args(argv)
-    if args.cmd == "setup":
-        try:
-            setup()
-        except SetupError as e:
-            print(e, file=sys.stderr)
-            return 1
-        return 0
-    res = run(args.host, args.server, args.out_dir, args.server_log)
-    return 0 if res["failed"] == 0 and "error" not in res else 1
+    return suite_cli.main(__doc__, setup, run, (SetupError,), argv=argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ DIR/KIND.log and DIR/KIND.json (counts, failures, skips). Standard library
 only (runs on the system python; pytest runs in the venv).
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -22,6 +21,9 @@ import tarfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import suite_cli  # noqa: E402
 
 KAZOO_VERSION = "2.11.0"
 HERE = Path(__file__).resolve().parent
@@ -204,20 +206,7 @@ def run(host, server, out_dir, server_log=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup")
-    r = sub.add_parser("run")
-    r.add_argument("--host", required=True, help="host:port of the running server")
-    r.add_argument("--server", required=True, help="server kind, names the result files")
-    r.add_argument("--out-dir", required=True)
-    r.add_argument("--server-log")
-    args = ap.parse_args(argv)
-    if args.cmd == "setup":
-        setup()
-        return 0
-    res = run(args.host, args.server, args.out_dir, args.server_log)
-    return 0 if res["failed"] == 0 and "error" not in res else 1
+    return suite_cli.main(__doc__, setup, run, argv=argv)
 
 
 if __name__ == "__main__":

@@ -174,15 +174,39 @@ existing_run_dir() {
 # COMPAT_START_NOWAIT=1. The caller writes <run dir>/launch.time (bash's
 # $EPOCHREALTIME just before exec) so a benchmark can time the start-up.
 after_launch() {
-    local name="$1" port="$2" pid="$3" log="$4"
+    local name="$1" port="$2" pid="$3" log="$4" title="$5"
     echo "$pid" > "$RUN_ROOT/$name/server.pid"
     if [[ "${COMPAT_START_NOWAIT:-0}" == 1 ]]; then
+        echo "$title '$name' launched on 127.0.0.1:$port (pid $pid), not waiting for imok" >&2
         return 0
     fi
     if ! wait_imok "$port" "$pid" "$log"; then
         stop_server "$name"
         exit 1
     fi
+    echo "$title '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
+}
+
+# start_or_restart start|restart NAME PORT PRECHECK: the checks, then the script's own
+# `launch NAME PORT DIR` on a fresh run dir (start) or on the existing one and its data
+# (restart, after stop or kill). PRECHECK is the script's readiness check (jars, binary).
+start_or_restart() {
+    local mode="$1" name="$2" port="$3" precheck="$4" dir
+    check_name_port "$name" "$port"
+    "$precheck"
+    start_checks "$name" "$port"
+    if [[ "$mode" == start ]]; then
+        dir="$(prepare_run_dir "$name" "$port")"
+    else
+        dir="$(existing_run_dir "$name")"
+    fi
+    launch "$name" "$port" "$dir"
+}
+
+# server_status NAME: exit 0 if the recorded server process runs
+server_status() {
+    local f="$RUN_ROOT/$1/server.pid"
+    [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
 # start_checks NAME PORT: refuse to start over a running server or a busy port

@@ -33,42 +33,14 @@ launch() {
       exec "${SERVER_PREFIX[@]}" "$BIN" --config "$dir/zoo.cfg" ) >> "$dir/log/stdout.log" 2>&1 < /dev/null &
     local pid=$!
     echo "ferrokeeper" > "$dir/kind"
-    after_launch "$name" "$port" "$pid" "$dir/log/stdout.log"
-    if [[ "${COMPAT_START_NOWAIT:-0}" == 1 ]]; then
-        echo "ferrokeeper '$name' launched on 127.0.0.1:$port (pid $pid), not waiting for imok" >&2
-    else
-        echo "ferrokeeper '$name' is up on 127.0.0.1:$port (pid $pid)" >&2
-    fi
-}
-
-start() {
-    local name="$1" port="$2"
-    check_name_port "$name" "$port"
-    check_bin
-    start_checks "$name" "$port"
-    local dir; dir="$(prepare_run_dir "$name" "$port")"
-    launch "$name" "$port" "$dir"
-}
-
-# restart: start again on the existing run dir and data (after stop or kill)
-restart() {
-    local name="$1" port="$2"
-    check_name_port "$name" "$port"
-    check_bin
-    start_checks "$name" "$port"
-    local dir; dir="$(existing_run_dir "$name")"
-    launch "$name" "$port" "$dir"
+    after_launch "$name" "$port" "$pid" "$dir/log/stdout.log" ferrokeeper
 }
 
 cmd="${1:-}"; shift || true
 case "$cmd" in
     check) check_bin ;;
-    start) [[ $# -eq 2 ]] || die "usage: start <name> <port>"; start "$@" ;;
-    restart) [[ $# -eq 2 ]] || die "usage: restart <name> <port>"; restart "$@" ;;
+    start|restart) [[ $# -eq 2 ]] || die "usage: $cmd <name> <port>"; start_or_restart "$cmd" "$@" check_bin ;;
     stop) [[ $# -eq 1 ]] || die "usage: stop <name>"; stop_server "$1" ;;
-    status)
-        [[ $# -eq 1 ]] || die "usage: status <name>"
-        f="$RUN_ROOT/$1/server.pid"
-        [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null ;;
+    status) [[ $# -eq 1 ]] || die "usage: status <name>"; server_status "$1" ;;
     *) die "usage: $(basename "$0") check|start|restart <name> <port>|stop <name>|status <name>" ;;
 esac
