@@ -455,23 +455,31 @@ impl Consensus {
             })?;
         let this = self.clone();
         Ok(Box::pin(async move {
-            let reply = tokio::time::timeout(FORWARD_TIMEOUT, pending)
-                .await
-                .map_err(|_| {
-                    ConsensusError::Timeout("the leader did not answer a forwarded write".into())
-                })?
-                .map_err(|_| ConsensusError::NotLeader { leader: None })?;
-            match reply {
-                PeerReply::Propose(Ok(zxid)) => {
-                    this.wait_applied(zxid).await?;
-                    Ok(zxid)
-                }
-                PeerReply::Propose(Err(e)) => Err(e.into()),
-                other => Err(ConsensusError::Fatal(format!(
-                    "unexpected peer reply {other:?}"
-                ))),
-            }
+            this.forwarded(pending, "a forwarded write", |r| match r {
+                PeerReply::Propose(r) => Ok(r),
+                other => Err(other),
+            })
+            .await
         }))
+    }
+
+    /// Waits (bounded) for the leader's answer to a forwarded request — a failed connection
+    /// means the leader is gone — takes the zxid out of it with `unpack`, and waits until
+    /// local apply has reached that zxid.
+    async fn forwarded<E>(
+        &self,
+        reply: impl Future<Output = Result<PeerReply, E>>,
+        what: &str,
+        unpack: impl FnOnce(PeerReply) -> Result<Result<i64, RemoteFailure>, PeerReply>,
+    ) -> Result<i64, ConsensusError> {
+        let reply = tokio::time::timeout(FORWARD_TIMEOUT, reply)
+            .await
+            .map_err(|_| ConsensusError::Timeout(format!("the leader did not answer {what}")))?
+            .map_err(|_| ConsensusError::NotLeader { leader: None })?;
+        let zxid = unpack(reply)
+            .map_err(|other| ConsensusError::Fatal(format!("unexpected peer reply {other:?}")))??;
+        self.wait_applied(zxid).await?;
+        Ok(zxid)
     }
 
     /// The client of the current leader's peer server (kept while the leader stays).
@@ -572,20 +580,15 @@ impl Consensus {
             return self.read_index_local().await;
         }
         let client = self.leader_client().await?;
-        let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.call(&PeerRequest::ReadIndex))
-            .await
-            .map_err(|_| ConsensusError::Timeout("the leader did not answer a read index".into()))?
-            .map_err(|_| ConsensusError::NotLeader { leader: None })?;
-        match reply {
-            PeerReply::ReadIndex(Ok(index)) => {
-                self.wait_applied(index).await?;
-                Ok(index)
-            }
-            PeerReply::ReadIndex(Err(e)) => Err(e.into()),
-            other => Err(ConsensusError::Fatal(format!(
-                "unexpected peer reply {other:?}"
-            ))),
-        }
+        self.forwarded(
+            client.call(&PeerRequest::ReadIndex),
+            "a read index",
+            |r| match r {
+                PeerReply::ReadIndex(r) => Ok(r),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     /// [`Consensus::read_barrier`] on the leader.
@@ -738,17 +741,14 @@ mod tests {
     }
 
     fn session_cmd() -> zk_datatree::Command {
-        zk_datatree::Command {
-            time_ms: 0,
-            session_id: 0,
-            xid: 0,
-            auth: Vec::new(),
-            features: zk_datatree::Features::default(),
-            op: zk_datatree::Op::CreateSession {
+        zk_datatree::Command::internal(
+            0,
+            0,
+            zk_datatree::Op::CreateSession {
                 timeout_ms: 1000,
                 server_id: 1,
             },
-        }
+        )
     }
 
     fn snapshot_names(dir: &std::path::Path) -> Vec<String> {

@@ -48,17 +48,14 @@ fn config(dir: &Path, id: u64, peers: &BTreeMap<u64, String>) -> ConsensusConfig
 }
 
 fn session_cmd(server_id: u8) -> Command {
-    Command {
-        time_ms: 0,
-        session_id: 0,
-        xid: 0,
-        auth: Vec::new(),
-        features: zk_datatree::Features::default(),
-        op: Op::CreateSession {
+    Command::internal(
+        0,
+        0,
+        Op::CreateSession {
             timeout_ms: 30_000,
             server_id,
         },
-    }
+    )
 }
 
 fn create(session: i64, path: String) -> Command {

@@ -36,6 +36,21 @@ pub struct Command {
     pub op: Op,
 }
 
+impl Command {
+    /// A command that no client request carries — opening or closing a session, the reaper's
+    /// deletes: no authenticated ids, default features; `time_ms` is stamped when proposed.
+    pub fn internal(session_id: i64, xid: i32, op: Op) -> Command {
+        Command {
+            time_ms: 0,
+            session_id,
+            xid,
+            auth: Vec::new(),
+            features: Features::default(),
+            op,
+        }
+    }
+}
+
 /// Settings that change what apply does. They travel in each command, so that every replica
 /// decides as the proposing server did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -37,6 +37,19 @@ fn create_req(path: &str, flags: i32) -> CreateRequest {
     }
 }
 
+/// A persistent create of `path` holding `data`.
+fn with_data(path: &str, data: &'static [u8]) -> Request {
+    Request::Create(
+        OpCode::Create,
+        CreateRequest {
+            path: Some(path.into()),
+            data: Some(Bytes::from_static(data)),
+            acl: open_acl(),
+            flags: 0,
+        },
+    )
+}
+
 impl Tree {
     fn new() -> Self {
         let mut t = Tree {
@@ -537,17 +550,6 @@ fn reconfig_is_refused_as_zookeeper_refuses_it() {
 #[test]
 fn quota_stats_follow_the_subtree() {
     let mut t = Tree::new();
-    let with_data = |path: &str, data: &'static [u8]| {
-        Request::Create(
-            OpCode::Create,
-            CreateRequest {
-                path: Some(path.into()),
-                data: Some(Bytes::from_static(data)),
-                acl: open_acl(),
-                flags: 0,
-            },
-        )
-    };
     t.req(with_data("/q", b"abc"));
     t.req(with_data("/q/a", b"12345"));
     // What zkCli's setquota creates.
@@ -588,17 +590,6 @@ fn quota_stats_follow_the_subtree() {
 
 #[test]
 fn quota_hard_limits_are_enforced_when_enabled() {
-    let with_data = |path: &str, data: &'static [u8]| {
-        Request::Create(
-            OpCode::Create,
-            CreateRequest {
-                path: Some(path.into()),
-                data: Some(Bytes::from_static(data)),
-                acl: open_acl(),
-                flags: 0,
-            },
-        )
-    };
     let set = |path: &str, data: &'static [u8]| {
         Request::SetData(SetDataRequest {
             path: Some(path.into()),

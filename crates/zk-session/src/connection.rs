@@ -162,17 +162,11 @@ async fn serve_registered<B: Backend>(
 
     let session_id = if request.session_id == 0 {
         let (token, created) = server.hub.expect_session();
-        let cmd = Command {
-            time_ms: 0,
-            session_id: 0,
-            xid: token,
-            auth: Vec::new(),
-            features: zk_datatree::Features::default(),
-            op: Op::CreateSession {
-                timeout_ms: timeout,
-                server_id: server.config.server_id,
-            },
+        let op = Op::CreateSession {
+            timeout_ms: timeout,
+            server_id: server.config.server_id,
         };
+        let cmd = Command::internal(0, token, op);
         let proposed = server.backend.propose(cmd).await;
         match (proposed, created.await) {
             (Ok(_), Ok(id)) => {
@@ -249,15 +243,10 @@ async fn serve_registered<B: Backend>(
     };
     server.hub.set_auth(session_id, conn.auth.clone());
     let mut writer = writer;
-    // A finished JoinHandle must not be polled again (tokio panics), so remember it.
-    let mut writer_done = false;
     loop {
         let frame = tokio::select! {
             f = reader.next(false, max) => f,
-            _ = &mut writer => {
-                writer_done = true;
-                break;
-            }
+            _ = &mut writer => break,
             // Notice a failed write in flight while the client is quiet. The frame reader is
             // cancel-safe: bytes already read stay in its buffer.
             done = poll_oldest(&mut conn.pending), if !conn.pending.is_empty() => {
@@ -289,7 +278,9 @@ async fn serve_registered<B: Backend>(
     // UNIMPLEMENTED), then close; a peer that stopped reading gets a bounded wait.
     conn.tx.close();
     drop(conn);
-    if !writer_done
+    // A JoinHandle that already returned its output must not be polled again (tokio panics):
+    // the writer ends first when the hub closes the outbox (session expired or moved).
+    if !writer.is_finished()
         && tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
             .await
             .is_err()
@@ -484,23 +475,9 @@ impl<B: Backend> Conn<B> {
             }
         };
         match request {
-            Request::Create(..)
-            | Request::Delete(_)
-            | Request::DeleteContainer(_)
-            | Request::SetData(_)
-            | Request::Multi(_)
-            | Request::CreateTtl(_)
-            | Request::SetAcl(_)
-            | Request::Reconfig(_) => self.write(xid, request).await,
+            write if is_write(&write) => self.write(xid, write).await,
             Request::CloseSession => {
-                let cmd = Command {
-                    time_ms: 0,
-                    session_id: self.session_id,
-                    xid,
-                    auth: Vec::new(),
-                    features: zk_datatree::Features::default(),
-                    op: Op::CloseSession,
-                };
+                let cmd = Command::internal(self.session_id, xid, Op::CloseSession);
                 self.server.tracker.forget(self.session_id);
                 let _ = self.server.backend.propose(cmd).await;
                 false

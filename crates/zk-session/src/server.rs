@@ -241,14 +241,7 @@ impl<B: Backend> Server<B> {
                     .collect()
             });
             for path in due {
-                let cmd = Command {
-                    time_ms: 0,
-                    session_id: 0,
-                    xid: 0,
-                    auth: Vec::new(),
-                    features: zk_datatree::Features::default(),
-                    op: Op::Reap { path },
-                };
+                let cmd = Command::internal(0, 0, Op::Reap { path });
                 if let Err(e) = self.backend.propose(cmd).await {
                     warn!(error = %e, "deleting a container or TTL node failed; retrying later");
                     break;
@@ -297,14 +290,7 @@ impl<B: Backend> Server<B> {
                     session = format_args!("0x{session_id:x}"),
                     "session expired"
                 );
-                let cmd = Command {
-                    time_ms: 0,
-                    session_id,
-                    xid: 0,
-                    auth: Vec::new(),
-                    features: zk_datatree::Features::default(),
-                    op: Op::CloseSession,
-                };
+                let cmd = Command::internal(session_id, 0, Op::CloseSession);
                 if let Err(e) = self.backend.propose(cmd).await {
                     warn!(error = %e, "expiring a session failed; retrying on the next tick");
                     self.tracker.track(session_id, 0);
