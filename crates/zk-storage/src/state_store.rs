@@ -8,6 +8,11 @@
 //! - `meta`: opaque keys and values written by the caller with each batch (last applied log id,
 //!   membership, ...) plus this crate's own keys under [`META_PREFIX_RESERVED`].
 //!
+//! On disk: the store's directory holds `LIVE`, naming the generation directory (`gen-N`) that
+//! holds the RocksDB instance. Installing a snapshot ([`StateStore::install_checkpoint`]) builds
+//! generation N+1 from a checkpoint beside the live one, then switches `LIVE` with an atomic
+//! rename: a crash at any point leaves one complete tree, the old or the new.
+//!
 //! Apply: [`StateStore::apply_batch`] runs the caller's closure against an overlay (an in-memory
 //! map of pending changes over the DB; rust-rocksdb has no `WriteBatchWithIndex`), then writes
 //! every change and the caller's meta in one `WriteBatch` — WAL on, no fsync, because the Raft
@@ -16,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -47,11 +52,22 @@ const META_NODE_COUNT: &[u8] = b"zk-storage/node_count";
 /// The block cache shared by the state store's column families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
+/// The file naming the live generation directory.
+const LIVE_FILE: &str = "LIVE";
+/// The prefix of generation directories.
+const GEN_PREFIX: &str = "gen-";
+
 /// The state machine's store. Apply is its only writer; readers may read at any time, and take
 /// [`StateStore::read_gate`] when they need a read to be atomic with respect to an apply batch
 /// and what the batch's `after` callback delivers (watch events, responses).
 pub struct StateStore {
-    db: DB,
+    /// The live RocksDB instance; replaced (under the apply gate and the writer lock) only by
+    /// [`StateStore::install_checkpoint`]. Every method takes it once, never nested.
+    db: RwLock<DB>,
+    /// The store's directory (holding `LIVE` and the generations).
+    root: PathBuf,
+    /// The live generation's number.
+    generation: AtomicU64,
     /// Held for writing around the RocksDB write of a batch and its `after` callback.
     gate: RwLock<()>,
     /// Serializes writers (apply batches and checkpoints), so that the overlay's reads of the
@@ -64,7 +80,8 @@ pub struct StateStore {
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateStore")
-            .field("path", &self.db.path())
+            .field("path", &self.root)
+            .field("generation", &self.generation.load(Ordering::Relaxed))
             .field("node_count", &self.node_count.load(Ordering::Relaxed))
             .finish()
     }
@@ -82,6 +99,89 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn generation_dir(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("{GEN_PREFIX}{generation}"))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Opens (creating if needed) a RocksDB instance with the state store's column families.
+fn open_db(dir: &Path) -> Result<DB, StorageError> {
+    std::fs::create_dir_all(dir)?;
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let cfs = [
+        (CF_NODES, 32 << 20),
+        (CF_EPHEMERALS, 8 << 20),
+        (CF_SESSIONS, 4 << 20),
+        (CF_META, 4 << 20),
+    ]
+    .map(|(name, write_buffer)| {
+        ColumnFamilyDescriptor::new(name, tuning::state_cf_options(&cache, write_buffer))
+    });
+    Ok(DB::open_cf_descriptors(
+        &tuning::state_db_options(),
+        dir,
+        cfs,
+    )?)
+}
+
+/// Reads `LIVE` (absent in a new store: generation 0).
+fn live_generation(root: &Path) -> Result<u64, StorageError> {
+    match std::fs::read_to_string(root.join(LIVE_FILE)) {
+        Ok(text) => text
+            .trim()
+            .strip_prefix(GEN_PREFIX)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StorageError::Corrupt(format!("{LIVE_FILE} says {text:?}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Points `LIVE` at `generation`: written beside it, fsynced, renamed over it, directory
+/// fsynced.
+fn set_live_generation(root: &Path, generation: u64) -> Result<(), StorageError> {
+    let tmp = root.join(format!("{LIVE_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{GEN_PREFIX}{generation}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, root.join(LIVE_FILE))?;
+    sync_dir(root)
+}
+
+/// Fills `target` (new) with the files of the checkpoint `src`: SST and blob files, which
+/// RocksDB never modifies, are hard-linked (copied if linking fails), the rest is copied;
+/// everything is fsynced.
+fn populate_from_checkpoint(src: &Path, target: &Path) -> Result<(), StorageError> {
+    std::fs::create_dir_all(target)?;
+    for item in std::fs::read_dir(src)? {
+        let item = item?;
+        if !item.file_type()?.is_file() {
+            return Err(StorageError::Invalid(format!(
+                "checkpoint {} holds a non-file {:?}",
+                src.display(),
+                item.file_name()
+            )));
+        }
+        let name = item.file_name();
+        let to = target.join(&name);
+        let immutable = Path::new(&name)
+            .extension()
+            .is_some_and(|e| e == "sst" || e == "blob");
+        if !(immutable && std::fs::hard_link(item.path(), &to).is_ok()) {
+            std::fs::copy(item.path(), &to)?;
+            std::fs::File::open(&to)?.sync_all()?;
+        }
+    }
+    sync_dir(target)
+}
+
 fn decode_u64(value: &[u8]) -> Result<u64, StorageError> {
     let bytes: [u8; 8] = value
         .try_into()
@@ -95,19 +195,24 @@ impl StateStore {
     /// one batch.
     pub fn open(dir: &Path) -> Result<StateStore, StorageError> {
         std::fs::create_dir_all(dir)?;
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let cfs = [
-            (CF_NODES, 32 << 20),
-            (CF_EPHEMERALS, 8 << 20),
-            (CF_SESSIONS, 4 << 20),
-            (CF_META, 4 << 20),
-        ]
-        .map(|(name, write_buffer)| {
-            ColumnFamilyDescriptor::new(name, tuning::state_cf_options(&cache, write_buffer))
-        });
-        let db = DB::open_cf_descriptors(&tuning::state_db_options(), dir, cfs)?;
+        let generation = live_generation(dir)?;
+        // Generations other than the live one are what a crash left of an install (the new
+        // one unfinished, or the old one not yet removed).
+        for item in std::fs::read_dir(dir)? {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.starts_with(GEN_PREFIX) && item.path() != generation_dir(dir, generation) {
+                std::fs::remove_dir_all(item.path())?;
+            }
+        }
+        let db = open_db(&generation_dir(dir, generation))?;
+        if generation == 0 && !dir.join(LIVE_FILE).exists() {
+            set_live_generation(dir, 0)?;
+        }
         let store = StateStore {
-            db,
+            db: RwLock::new(db),
+            root: dir.to_path_buf(),
+            generation: AtomicU64::new(generation),
             gate: RwLock::new(()),
             writer: Mutex::new(()),
             node_count: AtomicU64::new(0),
@@ -121,20 +226,84 @@ impl StateStore {
         Ok(store)
     }
 
+    /// Replaces the whole store with the contents of a checkpoint directory made by
+    /// [`StateStore::checkpoint`] (possibly on another replica and copied here; it is left as
+    /// it is). The new tree is built as the next generation beside the live one and made live
+    /// with an atomic rename; then, holding the apply gate exclusively, the live instance is
+    /// swapped and `after` runs, so a gated reader sees the old tree or the new one together
+    /// with whatever `after` did.
+    pub fn install_checkpoint(
+        &self,
+        src: &Path,
+        after: impl FnOnce(&StateStore),
+    ) -> Result<(), StorageError> {
+        let _writer = lock(&self.writer);
+        let old = self.generation.load(Ordering::Relaxed);
+        let next = old + 1;
+        let target = generation_dir(&self.root, next);
+        if target.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        populate_from_checkpoint(src, &target)?;
+        let db = open_db(&target)?;
+        let count = match db.get_cf(cf(&db, CF_META), META_NODE_COUNT)? {
+            Some(v) => decode_u64(&v)?,
+            None => {
+                return Err(StorageError::Corrupt(format!(
+                    "checkpoint {} has no node count: not a state store",
+                    src.display()
+                )));
+            }
+        };
+        // From here on a restart opens the new generation.
+        set_live_generation(&self.root, next)?;
+        {
+            let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+            let mut live = self.db.write().unwrap_or_else(|e| e.into_inner());
+            let previous = std::mem::replace(&mut *live, db);
+            drop(live);
+            drop(previous);
+            self.generation.store(next, Ordering::Relaxed);
+            self.node_count.store(count, Ordering::Relaxed);
+            after(self);
+        }
+        std::fs::remove_dir_all(generation_dir(&self.root, old))?;
+        Ok(())
+    }
+
+    /// Opens a checkpoint directory made by [`StateStore::checkpoint`] in place, for reading
+    /// it (tests, tools). RocksDB writes its own files into it on open.
+    pub fn open_checkpoint(dir: &Path) -> Result<StateStore, StorageError> {
+        let db = open_db(dir)?;
+        let count = match db.get_cf(cf(&db, CF_META), META_NODE_COUNT)? {
+            Some(v) => decode_u64(&v)?,
+            None => 0,
+        };
+        Ok(StateStore {
+            db: RwLock::new(db),
+            root: dir.to_path_buf(),
+            generation: AtomicU64::new(0),
+            gate: RwLock::new(()),
+            writer: Mutex::new(()),
+            node_count: AtomicU64::new(count),
+        })
+    }
+
     /// Writes the system nodes of a new tree, and the node count that marks the store as
     /// initialized, in one batch: a crash leaves either nothing or a complete tree.
     fn init(&self) -> Result<(), StorageError> {
         let mut tree = MemStore::default();
         init_system_nodes(&mut tree);
+        let db = read_lock(&self.db);
         let mut batch = WriteBatch::default();
         for (path, node) in tree.nodes() {
-            batch.put_cf(cf(&self.db, CF_NODES), node_key(path), encode_node(node));
+            batch.put_cf(cf(&db, CF_NODES), node_key(path), encode_node(node));
         }
         let count = tree.nodes().len() as u64;
-        batch.put_cf(cf(&self.db, CF_META), META_NODE_COUNT, count.to_be_bytes());
+        batch.put_cf(cf(&db, CF_META), META_NODE_COUNT, count.to_be_bytes());
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(batch, &opts)?;
+        db.write_opt(batch, &opts)?;
         self.node_count.store(count, Ordering::Relaxed);
         Ok(())
     }
@@ -167,7 +336,7 @@ impl StateStore {
         let r = f(&mut overlay);
         let (batch, node_count) = overlay.into_batch(meta);
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.db.write_opt(batch, &WriteOptions::default())?;
+        read_lock(&self.db).write_opt(batch, &WriteOptions::default())?;
         self.node_count.store(node_count, Ordering::Relaxed);
         after(&r);
         Ok(r)
@@ -186,7 +355,8 @@ impl StateStore {
     }
 
     fn node_by_key(&self, key: &[u8]) -> Result<Option<Node>, StorageError> {
-        match self.db.get_cf(cf(&self.db, CF_NODES), key)? {
+        let db = read_lock(&self.db);
+        match db.get_cf(cf(&db, CF_NODES), key)? {
             None => Ok(None),
             Some(value) => decode_node(Bytes::from(value)).map(Some),
         }
@@ -228,8 +398,9 @@ impl StateStore {
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end);
         }
-        let iter = self.db.iterator_cf_opt(
-            cf(&self.db, cf_name),
+        let db = read_lock(&self.db);
+        let iter = db.iterator_cf_opt(
+            cf(&db, cf_name),
             opts,
             IteratorMode::From(start, Direction::Forward),
         );
@@ -242,10 +413,8 @@ impl StateStore {
 
     /// Returns the session `session_id`.
     pub fn session(&self, session_id: i64) -> Result<Option<Session>, StorageError> {
-        match self
-            .db
-            .get_cf(cf(&self.db, CF_SESSIONS), session_key(session_id))?
-        {
+        let db = read_lock(&self.db);
+        match db.get_cf(cf(&db, CF_SESSIONS), session_key(session_id))? {
             None => Ok(None),
             Some(value) => decode_session(&value).map(Some),
         }
@@ -254,10 +423,8 @@ impl StateStore {
     /// Returns every session, by id (ordered by the id's big-endian bytes).
     pub fn sessions(&self) -> Result<Vec<(i64, Session)>, StorageError> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(cf(&self.db, CF_SESSIONS), IteratorMode::Start)
-        {
+        let db = read_lock(&self.db);
+        for item in db.iterator_cf(cf(&db, CF_SESSIONS), IteratorMode::Start) {
             let (key, value) = item?;
             out.push((decode_session_key(&key)?, decode_session(&value)?));
         }
@@ -266,7 +433,8 @@ impl StateStore {
 
     /// Reads a meta value written by an apply batch.
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get_cf(cf(&self.db, CF_META), key)?)
+        let db = read_lock(&self.db);
+        Ok(db.get_cf(cf(&db, CF_META), key)?)
     }
 
     /// Returns the number of nodes in the tree, system nodes included.
@@ -295,7 +463,7 @@ impl StateStore {
             .iter()
             .map(|key| self.get_meta(key))
             .collect::<Result<Vec<_>, _>>()?;
-        Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Checkpoint::new(&read_lock(&self.db))?.create_checkpoint(dir)?;
         Ok(meta)
     }
 }
@@ -350,7 +518,8 @@ impl<'s> Overlay<'s> {
 
     /// Returns the batch holding every change plus `meta`, and the node count after it.
     fn into_batch(self, meta: &[(&[u8], &[u8])]) -> (WriteBatch, u64) {
-        let db = &self.store.db;
+        let db = read_lock(&self.store.db);
+        let db = &*db;
         let mut batch = WriteBatch::default();
         let nodes = cf(db, CF_NODES);
         for (key, node) in &self.nodes {

@@ -506,6 +506,21 @@ fn reserved_meta_keys_are_refused() {
     assert!(err.to_string().contains("reserved"), "{err}");
 }
 
+/// Applies `cmds` in one batch from zxid `first`, with `last_applied` as the batch's meta.
+fn apply_in_one_batch(store: &StateStore, last_applied: &[u8], cmds: &[Command], first: i64) {
+    store
+        .apply_batch(
+            &[(b"last_applied".as_slice(), last_applied)],
+            |ts| {
+                for (i, cmd) in cmds.iter().enumerate() {
+                    apply(ts, i as i64 + first, cmd);
+                }
+            },
+            |_| {},
+        )
+        .unwrap();
+}
+
 #[test]
 fn checkpoint_is_a_complete_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,17 +535,7 @@ fn checkpoint_is_a_complete_store() {
             container: false,
         },
     ]);
-    store
-        .apply_batch(
-            &[(b"last_applied".as_slice(), b"2".as_slice())],
-            |ts| {
-                for (i, cmd) in cmds.iter().enumerate() {
-                    apply(ts, i as i64 + 1, cmd);
-                }
-            },
-            |_| {},
-        )
-        .unwrap();
+    apply_in_one_batch(&store, b"2", &cmds, 1);
     let target = dir.path().join("snap");
     let meta = store
         .checkpoint(
@@ -543,7 +548,7 @@ fn checkpoint_is_a_complete_store() {
         store.checkpoint(&target, &[]).is_err(),
         "an existing target is refused"
     );
-    let copy = StateStore::open(&target).unwrap();
+    let copy = StateStore::open_checkpoint(&target).unwrap();
     assert_eq!(copy.get_meta(b"last_applied").unwrap(), Some(b"2".to_vec()));
     assert_eq!(copy.node("/a").unwrap(), store.node("/a").unwrap());
     assert_eq!(
@@ -551,4 +556,101 @@ fn checkpoint_is_a_complete_store() {
         vec!["/a".to_string()]
     );
     assert_eq!(copy.node_count(), 5);
+}
+
+/// A checkpoint of one store installed into another replaces its whole tree (what a lagging
+/// replica does with a snapshot from the leader): `after` runs with the new tree visible, a
+/// reopen finds it, and only the live generation's directory remains.
+#[test]
+fn an_installed_checkpoint_replaces_the_tree_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = StateStore::open(&dir.path().join("source")).unwrap();
+    let cmds = commands(&[
+        Step::NewSession,
+        Step::Create {
+            session: 0,
+            path: 0,
+            flags: 1,
+            data: 2,
+            container: false,
+        },
+        Step::Create {
+            session: 0,
+            path: 1,
+            flags: 0,
+            data: 1,
+            container: false,
+        },
+    ]);
+    apply_in_one_batch(&source, b"3", &cmds, 1);
+    let snap = dir.path().join("snap");
+    source.checkpoint(&snap, &[]).unwrap();
+
+    let root = dir.path().join("replica");
+    let replica = StateStore::open(&root).unwrap();
+    let other = commands(&[
+        Step::NewSession,
+        Step::Create {
+            session: 0,
+            path: 1,
+            flags: 0,
+            data: 0,
+            container: false,
+        },
+    ]);
+    apply_in_one_batch(&replica, b"9", &other, 100);
+    assert_ne!(replica.node("/b").unwrap(), source.node("/b").unwrap());
+
+    let mut seen = None;
+    replica
+        .install_checkpoint(&snap, |s| {
+            seen = Some((s.get_meta(b"last_applied").unwrap(), s.node_count()));
+        })
+        .unwrap();
+    assert_eq!(seen, Some((Some(b"3".to_vec()), source.node_count())));
+    let check = |store: &StateStore| {
+        for path in ["/a", "/b", "/zookeeper"] {
+            assert_eq!(
+                store.node(path).unwrap(),
+                source.node(path).unwrap(),
+                "{path}"
+            );
+        }
+        assert_eq!(store.sessions().unwrap(), source.sessions().unwrap());
+        assert_eq!(
+            store.ephemerals(session_id_for(1, 1)).unwrap(),
+            vec!["/a".to_string()]
+        );
+        assert_eq!(store.node_count(), source.node_count());
+    };
+    check(&replica);
+    drop(replica);
+    let names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"gen-1".to_string()), "{names:?}");
+    assert!(!names.contains(&"gen-0".to_string()), "{names:?}");
+    let reopened = StateStore::open(&root).unwrap();
+    check(&reopened);
+    // The checkpoint itself is untouched and still opens as a store.
+    drop(reopened);
+    let snap_again = StateStore::open_checkpoint(&snap).unwrap();
+    assert_eq!(snap_again.node("/a").unwrap(), source.node("/a").unwrap());
+}
+
+/// A generation directory left by a crash in the middle of an install is removed on open and
+/// the live one is served.
+#[test]
+fn a_half_built_generation_is_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = StateStore::open(&root).unwrap();
+    let count = store.node_count();
+    drop(store);
+    std::fs::create_dir_all(root.join("gen-1")).unwrap();
+    std::fs::write(root.join("gen-1").join("000009.sst"), b"partial").unwrap();
+    let store = StateStore::open(&root).unwrap();
+    assert_eq!(store.node_count(), count);
+    assert!(!root.join("gen-1").exists());
 }
