@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use zk_consensus::{ApplyListener, Consensus};
 use zk_datatree::{Applied, Command, Node, Session};
-use zk_session::{Backend, BackendError, Hub, Pending, TreeRead};
+use zk_session::{Backend, BackendError, Hub, LeaderQuorumStats, Pending, QuorumStats, TreeRead};
 use zk_storage::StateStore;
 
 /// Routes apply results (replies, watch events) to this server's connections.
@@ -14,6 +14,14 @@ pub struct HubListener(pub Arc<Hub>);
 impl ApplyListener for HubListener {
     fn applied(&self, zxid: i64, cmd: &Command, applied: &Applied) {
         self.0.on_applied(zxid, cmd, applied);
+    }
+
+    fn reset(&self, zxid: i64) {
+        tracing::info!(
+            zxid,
+            "tree replaced by a snapshot from the leader: disconnecting this server's clients"
+        );
+        self.0.reset();
     }
 }
 
@@ -68,6 +76,10 @@ impl Backend for ConsensusBackend {
         self.0.last_applied()
     }
 
+    async fn wait_applied(&self, zxid: i64, timeout: std::time::Duration) -> bool {
+        self.0.wait_applied_for(zxid, timeout).await
+    }
+
     fn read<T>(&self, f: impl FnOnce(&dyn TreeRead) -> T) -> T {
         let state = self.0.state();
         let _gate = state.read_gate();
@@ -90,10 +102,31 @@ impl Backend for ConsensusBackend {
         self.0.has_leader()
     }
 
+    fn quorum(&self) -> Option<QuorumStats> {
+        let r = self.0.replication_stats()?;
+        Some(QuorumStats {
+            quorum_size: r.voters,
+            leader: r.leader.map(|l| LeaderQuorumStats {
+                learners: l.followers,
+                synced_followers: l.synced_followers,
+                synced_observers: l.synced_observers,
+                pending_syncs: l.pending_syncs,
+                leader_uptime_ms: l.leading_for.as_millis() as u64,
+                proposal_sizes: l.proposal_sizes,
+            }),
+        })
+    }
+
+    fn node_count(&self) -> usize {
+        self.0.state().node_count() as usize
+    }
+
     fn role(&self) -> Option<&'static str> {
         self.1.then(|| {
             if self.0.is_leader() {
                 "leader"
+            } else if self.0.is_observer() {
+                "observer"
             } else {
                 "follower"
             }

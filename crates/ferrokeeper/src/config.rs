@@ -27,6 +27,11 @@ pub struct Config {
     /// for a single server (also when zoo.cfg has one `server.N` line: a one-member
     /// ensemble needs no peer network).
     pub peers: BTreeMap<u64, String>,
+    /// The ids of `peers` whose `server.N` line says `:observer`.
+    pub observers: std::collections::BTreeSet<u64>,
+    /// ZooKeeper's `snapCount` (`zookeeper.snapCount`): log entries between snapshots; 0 is
+    /// the default (100 000).
+    pub snap_count: u64,
     /// Keys that were present but are not used (logged at start-up).
     pub ignored: Vec<String>,
 }
@@ -47,6 +52,8 @@ impl Default for Config {
                 ..SessionConfig::default()
             },
             peers: BTreeMap::new(),
+            observers: Default::default(),
+            snap_count: 0,
             ignored: Vec::new(),
         }
     }
@@ -61,8 +68,9 @@ const KNOWN_UNUSED: &[&str] = &[
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "preAllocSize",
-    "snapCount",
     "forceSync",
+    // An observer is the server whose own server.N line says :observer.
+    "peerType",
     "metricsProvider.className",
 ];
 
@@ -173,6 +181,7 @@ impl Config {
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }
                 "jute.maxbuffer" => c.session.frame_bytes_max = usize::try_from(num(k, v)?)?,
+                "snapCount" => c.snap_count = u64::try_from(num(k, v)?)?,
                 k if k.starts_with("server.") => {}
                 k if KNOWN_UNUSED.contains(&k) => c.ignored.push(k.to_string()),
                 _ => c.ignored.push(k.clone()),
@@ -189,7 +198,10 @@ impl Config {
             bail!("minSessionTimeout must not be larger than maxSessionTimeout");
         }
         c.server_id = server_id(&kv, &c.data_dir)?;
-        c.peers = peers(&kv)?;
+        (c.peers, c.observers) = peers(&kv)?;
+        if c.peers.len() > 1 && c.observers.len() == c.peers.len() {
+            bail!("an ensemble needs at least one participant (every server.N line says observer)");
+        }
         if c.peers.len() > 1 && !c.peers.contains_key(&u64::from(c.server_id)) {
             bail!("myid {} has no server.{} line", c.server_id, c.server_id);
         }
@@ -241,9 +253,13 @@ fn jvm_flags() -> String {
 
 /// The `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
 /// lines as peer addresses (`host:quorumPort`); the election port is not used (openraft
-/// elects over the quorum port). Empty unless there are at least two.
-fn peers(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, String>> {
+/// elects over the quorum port), and the ids of the observers among them. Empty unless there
+/// are at least two.
+fn peers(
+    kv: &BTreeMap<String, String>,
+) -> anyhow::Result<(BTreeMap<u64, String>, std::collections::BTreeSet<u64>)> {
     let mut peers = BTreeMap::new();
+    let mut observers = std::collections::BTreeSet::new();
     for (k, v) in kv {
         let Some(id) = k.strip_prefix("server.") else {
             continue;
@@ -255,7 +271,10 @@ fn peers(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, String>>
         let parts: Vec<&str> = server.split(':').collect();
         let (host, port) = match parts.as_slice() {
             [host, port, _election] | [host, port, _election, "participant"] => (*host, *port),
-            [_, _, _, "observer"] => bail!("{k}: observers are not supported yet (issue 5)"),
+            [host, port, _election, "observer"] => {
+                observers.insert(id);
+                (*host, *port)
+            }
             _ => bail!("{k}={v}: expected host:quorumPort:electionPort[:role][;clientPort]"),
         };
         port.parse::<u16>()
@@ -264,8 +283,9 @@ fn peers(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, String>>
     }
     if peers.len() < 2 {
         peers.clear();
+        observers.clear();
     }
-    Ok(peers)
+    Ok((peers, observers))
 }
 
 /// The server id: `myid` in dataDir if present, else the only `server.N` line, else 1.
@@ -362,6 +382,33 @@ mod tests {
         assert!(Config::parse("enforce.auth.enabled=true\n").is_err());
         assert!(
             Config::parse("enforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n").is_err()
+        );
+    }
+
+    #[test]
+    fn reads_an_ensemble_with_an_observer_and_snap_count() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "4\n").unwrap();
+        let c = Config::parse(&format!(
+            "dataDir={}\nsnapCount=500\npeerType=observer\n\
+             server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889:participant;2182\n\
+             server.3=127.0.0.1:2890:3890;2183\nserver.4=127.0.0.1:2891:3891:observer;2184\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        assert_eq!(c.server_id, 4);
+        assert_eq!(c.snap_count, 500);
+        assert_eq!(c.peers.len(), 4);
+        assert_eq!(c.peers[&4], "127.0.0.1:2891");
+        assert_eq!(c.observers, std::collections::BTreeSet::from([4]));
+        assert!(c.ignored.iter().all(|k| k != "snapCount"));
+        assert!(
+            Config::parse(&format!(
+                "dataDir={}\nserver.1=127.0.0.1:1:2:observer\nserver.4=127.0.0.1:3:4:observer\n",
+                dir.path().display()
+            ))
+            .is_err(),
+            "an ensemble of observers only"
         );
     }
 }

@@ -69,6 +69,8 @@ async fn main() -> anyhow::Result<()> {
                 .peers
                 .is_empty()
                 .then_some(std::time::Duration::from_secs(60)),
+            observers: config.observers.clone(),
+            snap_count: config.snap_count,
         },
         Arc::new(HubListener(Arc::clone(&hub))),
     )

@@ -2,8 +2,6 @@
 //! has not timed out is still alive with its ephemeral.
 
 mod common;
-#[path = "../../zk-session/tests/support/raw.rs"]
-mod raw;
 
 use std::net::SocketAddr;
 use std::process::Child;
@@ -11,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::raw::Raw;
 use common::{create, free_port, spawn, wait_ready};
-use raw::Raw;
 use tokio::sync::Mutex;
 use zk_protocol::Request;
 use zk_protocol::jute::proto::GetDataRequest;

@@ -12,9 +12,11 @@
 //! sessions, watches and replies (`zk-session`, through [`ApplyListener`]). This is the only
 //! crate that names openraft, so that alpha upgrades stay here.
 //!
-//! Not yet: snapshot transfer (a follower behind the leader's purged log cannot catch up;
-//! installing a snapshot returns an error), membership changes (reconfig, observers),
-//! leader-conditional writes.
+//! A replica behind the leader's purged log catches up by snapshot: the leader streams its
+//! newest checkpoint's files on a connection of their own (`network`, `peer`), the replica
+//! installs it in place of its tree and tells the listener ([`ApplyListener::reset`]).
+//!
+//! Not yet: membership changes (reconfig, observers), leader-conditional writes.
 //!
 //! # Layout
 //! - `types`: the openraft type config and the byte encodings.
@@ -41,7 +43,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::async_runtime::WatchReceiver;
@@ -95,7 +97,18 @@ pub struct ConsensusConfig {
     /// How long `start` waits for a leader and for local apply to catch up; `None` waits as
     /// long as it takes (an ensemble member started before a quorum of its peers).
     pub startup_timeout: Option<Duration>,
+    /// The members of `peers` that are observers (ZooKeeper's `:observer` role): openraft
+    /// learners, which receive the log and serve reads but do not vote; the leader adds them
+    /// to the membership. Empty: every peer votes.
+    pub observers: std::collections::BTreeSet<u64>,
+    /// ZooKeeper's `snapCount`: log entries between two snapshots. A tenth of it (at least
+    /// one entry) stays in the log behind the last snapshot for replicas that lag a little;
+    /// one further behind gets the snapshot. 0 means ZooKeeper's default, 100 000.
+    pub snap_count: u64,
 }
+
+/// ZooKeeper's default `snapCount`.
+pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
 
 /// Receives every applied command, on every replica. The apply gate is held during the call:
 /// an implementation must not take `StateStore::read_gate` (it would deadlock) and may read
@@ -108,6 +121,13 @@ pub trait ApplyListener: Send + Sync + 'static {
     /// instead of blocking. A panic here stops this replica (openraft treats it as a storage
     /// failure).
     fn applied(&self, zxid: i64, cmd: &zk_datatree::Command, applied: &zk_datatree::Applied);
+
+    /// Called when the whole tree was replaced by a snapshot from the leader that ends at
+    /// `zxid` (a replica that fell behind the leader's purged log): the commands between the
+    /// previous apply and `zxid` were never applied here and will not reach
+    /// [`ApplyListener::applied`]. Runs under the apply gate, with the new tree visible; the
+    /// same rules as for `applied` hold.
+    fn reset(&self, zxid: i64);
 }
 
 /// Why a consensus operation failed.
@@ -229,6 +249,54 @@ struct Inner {
     stop: tokio::sync::watch::Sender<bool>,
     /// Called with the sessions followers report as alive (see [`Consensus::touch_leader`]).
     touch_handler: std::sync::OnceLock<TouchHandler>,
+    /// The snapshot directories (the peer server receives snapshots into them).
+    snapshots: Arc<state_machine::SnapshotDirs>,
+    /// Since when this node leads (None while it does not), kept by `_leader_watch`.
+    leading_since: Arc<std::sync::Mutex<Option<Instant>>>,
+    _leader_watch: openraft::raft::WatchChangeHandle<TypeConfig>,
+    /// Encoded sizes of the commands this node proposed as leader: last, min, max (0 before
+    /// the first; min starts at `u64::MAX`).
+    proposal_last: AtomicU64,
+    proposal_min: AtomicU64,
+    proposal_max: AtomicU64,
+    /// Read indexes followers asked for that this leader has not answered yet.
+    pending_read_indexes: AtomicU64,
+    /// Log entries kept behind a snapshot: a follower within this many of the leader's last
+    /// entry is replicating from the log.
+    keep_behind_snapshot: u64,
+    /// This replica's own IP in the ensemble, which its peer connections come from.
+    local_ip: Option<std::net::IpAddr>,
+    /// Whether this node is an observer (a learner).
+    observer: bool,
+}
+
+/// An ensemble member's replication figures (ZooKeeper's `mntr` quorum rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationStats {
+    /// The number of voting members.
+    pub voters: usize,
+    /// What only the leader knows; `None` on a follower.
+    pub leader: Option<LeaderStats>,
+}
+
+/// The leader's view of its followers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderStats {
+    /// Followers and observers that acknowledged this leader within the election timeout
+    /// (ZooKeeper's learners: those connected to the leader).
+    pub followers: usize,
+    /// Of those, the ones replicating from the log close behind the leader — within the
+    /// log tail kept behind a snapshot, so not waiting for a snapshot (ZooKeeper's synced
+    /// followers: those past their initial sync).
+    pub synced_followers: usize,
+    /// The same for observers.
+    pub synced_observers: usize,
+    /// Read indexes (`sync`) followers are waiting for.
+    pub pending_syncs: u64,
+    /// How long this node has led.
+    pub leading_for: Duration,
+    /// Last, smallest and largest proposal in bytes; `None` before the first.
+    pub proposal_sizes: Option<(u64, u64, u64)>,
 }
 
 /// Receives session ids that a follower's clients kept alive.
@@ -255,8 +323,53 @@ async fn open_store<S: Send + 'static>(
     }
 }
 
-/// openraft's configuration derived from ZooKeeper's `tickTime`.
-fn raft_config(tick_ms: u64) -> Result<openraft::Config, ConsensusError> {
+/// The leader's side of observers: every `period`, on the leader, adds each configured
+/// observer that is not in the membership yet as a learner (ZooKeeper's observers connect to
+/// the leader by themselves; openraft's leader replicates to the learners it knows). Ends when
+/// the node is dropped.
+async fn keep_observers(
+    node: std::sync::Weak<Inner>,
+    observers: Vec<(u64, String)>,
+    period: Duration,
+) {
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = node.upgrade() else {
+            return;
+        };
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        if !inner.raft.is_leader() {
+            continue;
+        }
+        let known: std::collections::BTreeSet<u64> = inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, addr) in &observers {
+            if known.contains(id) {
+                continue;
+            }
+            match inner
+                .raft
+                .add_learner(*id, BasicNode::new(addr), false)
+                .await
+            {
+                Ok(_) => tracing::info!(observer = id, %addr, "observer added as a learner"),
+                Err(e) => tracing::debug!(observer = id, error = %e, "adding an observer failed"),
+            }
+        }
+    }
+}
+
+/// openraft's configuration derived from ZooKeeper's `tickTime` and `snapCount`.
+fn raft_config(tick_ms: u64, snap_count: u64) -> Result<openraft::Config, ConsensusError> {
     let tick = if tick_ms == 0 {
         DEFAULT_TICK_MS
     } else {
@@ -265,17 +378,27 @@ fn raft_config(tick_ms: u64) -> Result<openraft::Config, ConsensusError> {
     let heartbeat = (tick / 20).clamp(20, 500);
     let election_min = (tick / 2).max(heartbeat * 5);
     let election_max = tick.max(election_min + heartbeat);
+    let snap_count = if snap_count == 0 {
+        DEFAULT_SNAP_COUNT
+    } else {
+        snap_count.max(2)
+    };
+    let keep = (snap_count / 10).max(1);
     openraft::Config {
         cluster_name: "ferrokeeper".into(),
         heartbeat_interval: heartbeat,
         election_timeout_min: election_min,
         election_timeout_max: election_max,
-        // A checkpoint costs the same whatever the log length: snapshot rarely, and keep a
-        // bounded tail of already-snapshotted entries for followers that lag a little.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(100_000),
-        max_in_snapshot_log_to_keep: 10_000,
-        purge_batch_size: 1_000,
-        replication_lag_threshold: 200_000,
+        // A checkpoint costs the same whatever the log length: snapshot every snapCount
+        // entries, and keep a bounded tail of already-snapshotted entries for followers that
+        // lag a little.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snap_count),
+        max_in_snapshot_log_to_keep: keep,
+        purge_batch_size: (keep / 10).max(1),
+        replication_lag_threshold: snap_count * 2,
+        // A snapshot is streamed whole on its own connection (network.rs bounds it by its
+        // size); this is openraft's budget for the reply once it is installed.
+        install_snapshot_timeout: 120_000,
         max_payload_entries: wire::MAX_PAYLOAD_ENTRIES,
         ..openraft::Config::default()
     }
@@ -311,11 +434,15 @@ impl Consensus {
             last_time_ms: AtomicI64::new(last_time),
         });
         let alive = Arc::new(());
+        let snapshots = Arc::new(
+            state_machine::SnapshotDirs::open(config.state_dir.join(SNAPSHOT_SUBDIR))
+                .map_err(fatal_io)?,
+        );
         let sm = StateMachine::new(
             state.clone(),
             shared.clone(),
             listener,
-            config.state_dir.join(SNAPSHOT_SUBDIR),
+            snapshots.clone(),
             alive.clone(),
         )
         .map_err(fatal_io)?;
@@ -331,17 +458,38 @@ impl Consensus {
                 ConsensusError::Config(format!("cannot listen for peers on {addr}: {e}"))
             })?),
         };
-        let raft_cfg = raft_config(config.tick_ms)?;
+        let raft_cfg = raft_config(config.tick_ms, config.snap_count)?;
         let quorum_timeout =
             (config.peers.len() > 1).then(|| Duration::from_millis(raft_cfg.election_timeout_max));
+        let keep_behind_snapshot = raft_cfg.max_in_snapshot_log_to_keep;
+        let heartbeat_ms = raft_cfg.heartbeat_interval;
+        // Connections to peers come from this replica's own address (when it is an IP).
+        let local_ip = config
+            .peers
+            .get(&config.node_id)
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified());
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_cfg),
-            TcpNetwork,
+            TcpNetwork { local: local_ip },
             LogStorage::new(log, alive.clone()),
             sm,
         )
         .await?;
+        let leading_since: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+        let (on_start, on_stop) = (leading_since.clone(), leading_since.clone());
+        let leader_watch = raft.on_leader_change(
+            move |_| {
+                *on_start.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                async {}
+            },
+            move |_| {
+                *on_stop.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                async {}
+            },
+        );
         let consensus = Consensus {
             inner: Arc::new(Inner {
                 raft,
@@ -355,6 +503,16 @@ impl Consensus {
                 forward: tokio::sync::Mutex::new(None),
                 stop: tokio::sync::watch::Sender::new(false),
                 touch_handler: std::sync::OnceLock::new(),
+                snapshots,
+                leading_since,
+                _leader_watch: leader_watch,
+                proposal_last: AtomicU64::new(0),
+                proposal_min: AtomicU64::new(u64::MAX),
+                proposal_max: AtomicU64::new(0),
+                pending_read_indexes: AtomicU64::new(0),
+                keep_behind_snapshot,
+                local_ip,
+                observer: config.observers.contains(&config.node_id),
             }),
         };
         if let Some(listener) = listener {
@@ -362,6 +520,19 @@ impl Consensus {
                 listener,
                 Arc::downgrade(&consensus.inner),
                 consensus.inner.stop.subscribe(),
+            ));
+        }
+        if !config.observers.is_empty() {
+            let observers: Vec<(u64, String)> = config
+                .peers
+                .iter()
+                .filter(|(id, _)| config.observers.contains(id))
+                .map(|(id, addr)| (*id, addr.clone()))
+                .collect();
+            tokio::spawn(keep_observers(
+                Arc::downgrade(&consensus.inner),
+                observers,
+                Duration::from_millis(heartbeat_ms * 5),
             ));
         }
         match consensus.join(&config).await {
@@ -390,13 +561,15 @@ impl Consensus {
     /// log, so waiting for the log tail to commit and apply covers it.
     async fn join(&self, config: &ConsensusConfig) -> Result<(), ConsensusError> {
         let raft = &self.inner.raft;
-        if !raft.is_initialized().await? {
+        // Observers do not initialize: the leader adds them as learners.
+        if !self.inner.observer && !raft.is_initialized().await? {
             let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
                 BTreeMap::from([(config.node_id, BasicNode::new(LOCAL_ADDR))])
             } else {
                 config
                     .peers
                     .iter()
+                    .filter(|(id, _)| !config.observers.contains(id))
                     .map(|(id, addr)| (*id, BasicNode::new(addr)))
                     .collect()
             };
@@ -505,9 +678,24 @@ impl Consensus {
             .ok_or(ConsensusError::NotLeader {
                 leader: Some(leader),
             })?;
-        let client = Arc::new(PeerClient::new(addr));
+        let client = Arc::new(PeerClient::new(addr, self.inner.local_ip));
         *forward = Some((leader, Arc::clone(&client)));
         Ok(client)
+    }
+
+    /// Waits at most `timeout` until local apply has reached `zxid`; returns whether it did.
+    pub async fn wait_applied_for(&self, zxid: i64, timeout: Duration) -> bool {
+        if self.last_applied() >= zxid {
+            return true;
+        }
+        let reached = self
+            .inner
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(zxid.max(0) as u64), "a client's lastZxidSeen")
+            .await
+            .is_ok();
+        reached || self.last_applied() >= zxid
     }
 
     /// Waits until local apply has reached `zxid`.
@@ -539,11 +727,16 @@ impl Consensus {
             let floor = (*last).max(self.inner.shared.last_time_ms.load(Ordering::Relaxed));
             *last = now_ms().max(floor);
             cmd.time_ms = *last;
+            let encoded = cmd.encode();
+            let size = encoded.len() as u64;
+            self.inner.proposal_last.store(size, Ordering::Relaxed);
+            self.inner.proposal_min.fetch_min(size, Ordering::Relaxed);
+            self.inner.proposal_max.fetch_max(size, Ordering::Relaxed);
             // Only enqueues into openraft (which assigns log indexes in queue order); the
             // clock stays locked for that, not for the commit.
             self.inner
                 .raft
-                .write(LogCommand(cmd.encode()))
+                .write(LogCommand(encoded))
                 .responder(responder)
                 .await?;
         }
@@ -648,6 +841,83 @@ impl Consensus {
         self.inner.node_id
     }
 
+    /// The log's bounds as this node sees them: the last purged index (entries up to it are
+    /// only in snapshots), the last snapshot's index and the last log index (0 for none).
+    pub fn log_bounds(&self) -> (u64, u64, u64) {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        (
+            m.purged.as_ref().map_or(0, |l| l.index),
+            m.snapshot.as_ref().map_or(0, |l| l.index),
+            m.last_log_index.unwrap_or(0),
+        )
+    }
+
+    /// Whether this node is an observer (replicates and serves reads, does not vote).
+    pub fn is_observer(&self) -> bool {
+        self.inner.observer
+    }
+
+    /// The replication figures of an ensemble member (`None` for a one-member group, which
+    /// ZooKeeper runs standalone).
+    pub fn replication_stats(&self) -> Option<ReplicationStats> {
+        let limit = self.inner.quorum_timeout?;
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let voters = m.membership_config.membership().voter_ids().count();
+        let since = *self
+            .inner
+            .leading_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let leader = match (since, &m.heartbeat, &m.replication) {
+            (Some(since), Some(acks), Some(matched)) if m.state == ServerState::Leader => {
+                let me = self.inner.node_id;
+                let recent: Vec<u64> = acks
+                    .iter()
+                    .filter(|(id, at)| {
+                        **id != me
+                            && at
+                                .as_ref()
+                                .is_some_and(|at| openraft::Instant::elapsed(&**at) < limit)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                let last = m.last_log_index.unwrap_or(0);
+                let voter_ids: std::collections::BTreeSet<u64> =
+                    m.membership_config.membership().voter_ids().collect();
+                let synced: Vec<&u64> = recent
+                    .iter()
+                    .filter(|id| {
+                        matched
+                            .get(id)
+                            .and_then(|l| l.as_ref())
+                            .is_some_and(|l| l.index + self.inner.keep_behind_snapshot >= last)
+                    })
+                    .collect();
+                let synced_followers = synced.iter().filter(|id| voter_ids.contains(id)).count();
+                let last_size = self.inner.proposal_last.load(Ordering::Relaxed);
+                let proposal_sizes = (last_size > 0).then(|| {
+                    (
+                        last_size,
+                        self.inner.proposal_min.load(Ordering::Relaxed),
+                        self.inner.proposal_max.load(Ordering::Relaxed),
+                    )
+                });
+                Some(LeaderStats {
+                    followers: recent.len(),
+                    synced_followers,
+                    synced_observers: synced.len() - synced_followers,
+                    pending_syncs: self.inner.pending_read_indexes.load(Ordering::Relaxed),
+                    leading_for: since.elapsed(),
+                    proposal_sizes,
+                })
+            }
+            _ => None,
+        };
+        Some(ReplicationStats { voters, leader })
+    }
+
     /// Sets what receives the session ids followers report (once; later calls are ignored).
     pub fn set_touch_handler(&self, handler: TouchHandler) {
         let _ = self.inner.touch_handler.set(handler);
@@ -713,7 +983,19 @@ mod tests {
 
     #[test]
     fn raft_timing_follows_tick_time() {
-        let c = raft_config(2000).unwrap();
+        let c = raft_config(2000, 0).unwrap();
+        assert_eq!(
+            (
+                c.max_in_snapshot_log_to_keep,
+                c.purge_batch_size,
+                c.snapshot_policy.clone()
+            ),
+            (10_000, 1_000, SnapshotPolicy::LogsSinceLast(100_000))
+        );
+        assert_eq!(
+            raft_config(2000, 20).unwrap().max_in_snapshot_log_to_keep,
+            2
+        );
         assert_eq!(
             (
                 c.heartbeat_interval,
@@ -722,9 +1004,9 @@ mod tests {
             ),
             (100, 1000, 2000)
         );
-        let c = raft_config(0).unwrap();
+        let c = raft_config(0, 0).unwrap();
         assert_eq!(c.heartbeat_interval, 100);
-        let c = raft_config(100).unwrap();
+        let c = raft_config(100, 0).unwrap();
         assert_eq!(
             (
                 c.heartbeat_interval,
@@ -738,6 +1020,7 @@ mod tests {
     struct Ignore;
     impl ApplyListener for Ignore {
         fn applied(&self, _: i64, _: &zk_datatree::Command, _: &zk_datatree::Applied) {}
+        fn reset(&self, _: i64) {}
     }
 
     fn session_cmd() -> zk_datatree::Command {
@@ -772,6 +1055,8 @@ mod tests {
             tick_ms: 2000,
             peers: BTreeMap::new(),
             startup_timeout: Some(Duration::from_secs(60)),
+            observers: Default::default(),
+            snap_count: 0,
         };
         let c = Consensus::start(config.clone(), Arc::new(Ignore))
             .await
@@ -792,7 +1077,7 @@ mod tests {
         }
         assert_eq!(snapshot_names(&config.state_dir), built[1..].to_vec());
         let newest = config.state_dir.join(SNAPSHOT_SUBDIR).join(&built[2]);
-        let copy = StateStore::open(&newest).unwrap();
+        let copy = StateStore::open_checkpoint(&newest).unwrap();
         assert_eq!(copy.sessions().unwrap().len(), 3);
         drop(copy);
 

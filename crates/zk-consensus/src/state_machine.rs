@@ -11,7 +11,10 @@
 //!
 //! Snapshots are RocksDB checkpoints in `snapshots/<index>-<term>` (both zero-padded to 20
 //! digits, so that name order is log order), built into a temporary directory and renamed
-//! when complete; the last two are kept.
+//! when complete; the last two are kept. A snapshot received from the leader arrives in
+//! `snapshots/recv-*` (see `peer`), is renamed like a built one and installed by replacing the
+//! state store's tree with it (`StateStore::install_checkpoint`); the listener is told, as
+//! nothing between the old tree and the snapshot was applied here.
 
 use std::fs;
 use std::io;
@@ -41,7 +44,9 @@ pub(crate) const META_MEMBERSHIP: &[u8] = b"raft/membership";
 pub(crate) const META_LAST_TIME: &[u8] = b"zk/last_time_ms";
 
 /// The metadata file inside a snapshot directory.
-const SNAPSHOT_META_FILE: &str = "snapshot.meta.json";
+pub(crate) const SNAPSHOT_META_FILE: &str = "snapshot.meta.json";
+/// The name prefix of snapshot directories being received from the leader.
+const RECEIVING_PREFIX: &str = "recv-";
 /// How many complete snapshots to keep.
 const SNAPSHOTS_KEPT: usize = 2;
 
@@ -100,11 +105,10 @@ impl StateMachine {
         store: Arc<StateStore>,
         shared: Arc<Shared>,
         listener: Arc<dyn ApplyListener>,
-        snapshot_dir: PathBuf,
+        snapshots: Arc<SnapshotDirs>,
         alive: Arc<()>,
     ) -> io::Result<Self> {
         let (last_applied, membership, _) = read_applied_meta(&store)?;
-        let snapshots = Arc::new(SnapshotDirs::open(snapshot_dir)?);
         Ok(StateMachine {
             store,
             shared,
@@ -230,14 +234,45 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        _snapshot: SnapshotDir,
+        snapshot: SnapshotDir,
     ) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "installing a snapshot ({meta}) is not supported yet (single-node ferrokeeper)"
-            ),
-        ))
+        let store = self.store.clone();
+        let shared = self.shared.clone();
+        let listener = self.listener.clone();
+        let snapshots = self.snapshots.clone();
+        let meta_owned = meta.clone();
+        let started = std::time::Instant::now();
+        let last_time = blocking(move || {
+            let path = snapshots
+                .adopt(&snapshot.0, &meta_owned)
+                .map_err(zk_storage::StorageError::from)?;
+            let index = meta_owned.last_log_id.map_or(0, |id| id.index as i64);
+            let mut last_time = 0;
+            store.install_checkpoint(&path, |tree| {
+                last_time = match tree.get_meta(META_LAST_TIME) {
+                    Ok(Some(bytes)) => bytes
+                        .as_slice()
+                        .try_into()
+                        .map(i64::from_be_bytes)
+                        .unwrap_or(0),
+                    _ => 0,
+                };
+                shared.last_applied.store(index, Ordering::Release);
+                shared.last_time_ms.fetch_max(last_time, Ordering::Relaxed);
+                listener.reset(index);
+            })?;
+            Ok(last_time)
+        })
+        .await?;
+        tracing::info!(
+            snapshot = %meta,
+            last_time_ms = last_time,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot from the leader installed"
+        );
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
@@ -284,12 +319,14 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl SnapshotDirs {
-    /// Opens the snapshot directory, removing what a crash left of unfinished builds.
-    fn open(dir: PathBuf) -> io::Result<Self> {
+    /// Opens the snapshot directory, removing what a crash left of unfinished builds and
+    /// transfers.
+    pub(crate) fn open(dir: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&dir)?;
         for item in fs::read_dir(&dir)? {
             let item = item?;
-            if item.file_name().to_string_lossy().starts_with("tmp-") {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.starts_with("tmp-") || name.starts_with(RECEIVING_PREFIX) {
                 fs::remove_dir_all(item.path())?;
             }
         }
@@ -310,6 +347,48 @@ impl SnapshotDirs {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// A new, empty directory for a snapshot being received (removed again on open if the
+    /// transfer never completes).
+    pub(crate) fn receiving_dir(&self) -> io::Result<PathBuf> {
+        let path = self.dir.join(format!(
+            "{RECEIVING_PREFIX}{}-{}",
+            std::process::id(),
+            self.next_tmp.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&path)?;
+        Ok(path)
+    }
+
+    /// Makes a received snapshot directory the current snapshot: renamed to its
+    /// `<index>-<term>` name with its metadata file (re)written, every other snapshot
+    /// removed (openraft's contract for an installed snapshot). Returns its path.
+    fn adopt(&self, received: &Path, meta: &SnapshotMeta) -> io::Result<PathBuf> {
+        let (index, term) = meta
+            .last_log_id
+            .map_or((0, 0), |id| (id.index, id.leader_id.term));
+        let path = self.dir.join(format!("{index:020}-{term:020}"));
+        if received != path {
+            if path.exists() {
+                fs::remove_dir_all(&path)?;
+            }
+            let meta_file = received.join(SNAPSHOT_META_FILE);
+            fs::write(
+                &meta_file,
+                serde_json::to_vec(meta).map_err(io::Error::other)?,
+            )?;
+            fs::File::open(&meta_file)?.sync_all()?;
+            sync_dir(received)?;
+            fs::rename(received, &path)?;
+            sync_dir(&self.dir)?;
+        }
+        for (_, _, other) in self.complete()? {
+            if other != path {
+                fs::remove_dir_all(other)?;
+            }
+        }
+        Ok(path)
     }
 
     fn current(&self) -> io::Result<Option<Snapshot>> {

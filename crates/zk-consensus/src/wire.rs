@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,11 +16,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::types::TypeConfig;
+use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
 /// The largest frame either side accepts: a replication batch is at most
 /// `MAX_PAYLOAD_ENTRIES` entries of at most jute.maxbuffer (1 MiB) each, plus framing.
@@ -43,6 +44,60 @@ pub(crate) enum PeerRequest {
     /// A follower reports the sessions its clients kept alive since its last report (the
     /// leader alone expires sessions). Not answered.
     Touch(Vec<i64>),
+    /// The leader sends a snapshot, on a connection of its own: this frame, then the bytes of
+    /// each listed file in order, unframed; answered with [`PeerReply::Snapshot`] once
+    /// installed.
+    Snapshot(SnapshotHeader),
+}
+
+/// What precedes the files of a snapshot on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotHeader {
+    /// The leader's vote (openraft checks it before installing).
+    pub(crate) vote: Vote,
+    /// The snapshot's metadata.
+    pub(crate) meta: SnapshotMeta,
+    /// The files of the checkpoint directory: name and length, in sending order.
+    pub(crate) files: Vec<(String, u64)>,
+}
+
+/// The most files a snapshot may have.
+pub(crate) const SNAPSHOT_FILES_MAX: usize = 100_000;
+/// The most bytes a snapshot may have.
+pub(crate) const SNAPSHOT_BYTES_MAX: u64 = 1 << 40;
+
+impl SnapshotHeader {
+    /// Checks the file list against the limits, and that every name is a plain file name
+    /// (what a checkpoint holds: letters, digits, `.`, `-`, `_`; no path, not `.`/`..`).
+    pub(crate) fn validate(&self) -> Result<u64, String> {
+        if self.files.len() > SNAPSHOT_FILES_MAX {
+            return Err(format!("{} files in a snapshot", self.files.len()));
+        }
+        let mut total: u64 = 0;
+        let mut names = std::collections::HashSet::new();
+        for (name, len) in &self.files {
+            let plain = !name.is_empty()
+                && name.len() <= 255
+                && !name.starts_with('.')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !plain || !names.insert(name.as_str()) {
+                return Err(format!("snapshot file name {name:?}"));
+            }
+            total = total
+                .checked_add(*len)
+                .filter(|t| *t <= SNAPSHOT_BYTES_MAX)
+                .ok_or_else(|| "snapshot over the size limit".to_string())?;
+        }
+        Ok(total)
+    }
+
+    /// How long moving `total` bytes may take: generous for a slow disk or network (10 MiB/s),
+    /// so that a dead peer is noticed without failing a large transfer.
+    pub(crate) fn time_budget(total: u64) -> Duration {
+        Duration::from_secs(60) + Duration::from_secs(total / (10 << 20))
+    }
 }
 
 /// Why a forwarded request failed on the leader.
@@ -70,6 +125,8 @@ pub(crate) enum PeerReply {
     Propose(Result<i64, RemoteFailure>),
     /// To `ReadIndex`: the leader's read index.
     ReadIndex(Result<i64, RemoteFailure>),
+    /// To `Snapshot`: openraft's answer once the snapshot is installed (or refused).
+    Snapshot(Result<openraft::raft::SnapshotResponse<TypeConfig>, String>),
 }
 
 pub(crate) fn encode<T: Serialize>(id: u64, msg: &T) -> io::Result<Bytes> {
@@ -88,7 +145,9 @@ pub(crate) fn encode<T: Serialize>(id: u64, msg: &T) -> io::Result<Bytes> {
 }
 
 /// Reads one frame: `(id, payload)`; `None` at a clean end of stream.
-pub(crate) async fn read_frame(rd: &mut OwnedReadHalf) -> io::Result<Option<(u64, Bytes)>> {
+pub(crate) async fn read_frame(
+    rd: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> io::Result<Option<(u64, Bytes)>> {
     let mut len = [0u8; 4];
     match rd.read_exact(&mut len).await {
         Ok(_) => {}
@@ -148,9 +207,42 @@ impl Link {
     }
 }
 
+/// Connects to a peer from `local` (this replica's own address in the ensemble, so that the
+/// peer sees which replica connects, as with ZooKeeper's quorum connections bound to a
+/// server's address), or from any address when `local` is `None` or binding to it fails.
+pub(crate) async fn connect(addr: &str, local: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if local.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Err(e) = socket.bind(SocketAddr::new(local, 0)) {
+            tracing::debug!(%local, error = %e, "cannot bind a peer connection; connecting unbound");
+            return TcpStream::connect(target).await;
+        }
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => TcpStream::connect(addr).await,
+    }
+}
+
 /// A multiplexed connection to one peer address.
 pub(crate) struct PeerClient {
     addr: String,
+    local: Option<IpAddr>,
     link: tokio::sync::Mutex<Option<Link>>,
     next_id: AtomicU64,
 }
@@ -172,9 +264,10 @@ pub(crate) enum CallError {
 }
 
 impl PeerClient {
-    pub(crate) fn new(addr: String) -> Self {
+    pub(crate) fn new(addr: String, local: Option<IpAddr>) -> Self {
         PeerClient {
             addr,
+            local,
             link: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         }
@@ -241,7 +334,7 @@ impl PeerClient {
             addr: self.addr.clone(),
             source,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.addr, self.local))
             .await
             .map_err(|_| failed(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
             .map_err(failed)?;

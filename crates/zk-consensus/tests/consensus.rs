@@ -27,6 +27,9 @@ impl ApplyListener for Recorder {
             .unwrap()
             .push((zxid, cmd.clone(), applied.clone()));
     }
+    fn reset(&self, zxid: i64) {
+        panic!("a single node never installs a snapshot (asked to reset to {zxid})");
+    }
 }
 
 impl Recorder {
@@ -44,6 +47,8 @@ fn config(dir: &Path) -> ConsensusConfig {
         tick_ms: 2000,
         peers: Default::default(),
         startup_timeout: Some(Duration::from_secs(60)),
+        observers: Default::default(),
+        snap_count: 0,
     }
 }
 

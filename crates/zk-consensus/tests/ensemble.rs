@@ -1,7 +1,8 @@
 //! Three replicas on 127.0.0.1 with the TCP peer transport: writes submitted on the leader
 //! and on followers (forwarded, pipelined) are applied everywhere in one order; the leader is
 //! stopped under a write load, a new one is elected, every acknowledged write is on the
-//! survivors; the old leader restarts and catches up; followers serve read barriers.
+//! survivors; the old leader restarts and catches up; followers serve read barriers; a
+//! replica behind the leader's purged log catches up by snapshot.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,15 @@ use zk_protocol::{OpCode, Request};
 #[derive(Default)]
 struct Recorder {
     zxids: Mutex<Vec<i64>>,
+    resets: Mutex<Vec<i64>>,
 }
 
 impl ApplyListener for Recorder {
     fn applied(&self, zxid: i64, _cmd: &Command, _applied: &Applied) {
         self.zxids.lock().unwrap().push(zxid);
+    }
+    fn reset(&self, zxid: i64) {
+        self.resets.lock().unwrap().push(zxid);
     }
 }
 
@@ -35,6 +40,15 @@ fn free_port() -> u16 {
 }
 
 fn config(dir: &Path, id: u64, peers: &BTreeMap<u64, String>) -> ConsensusConfig {
+    config_snap(dir, id, peers, 0)
+}
+
+fn config_snap(
+    dir: &Path,
+    id: u64,
+    peers: &BTreeMap<u64, String>,
+    snap_count: u64,
+) -> ConsensusConfig {
     let d = dir.join(format!("node{id}"));
     ConsensusConfig {
         node_id: id,
@@ -44,6 +58,8 @@ fn config(dir: &Path, id: u64, peers: &BTreeMap<u64, String>) -> ConsensusConfig
         tick_ms: 400,
         peers: peers.clone(),
         startup_timeout: Some(Duration::from_secs(30)),
+        observers: Default::default(),
+        snap_count,
     }
 }
 
@@ -91,11 +107,15 @@ struct Cluster {
 
 impl Cluster {
     async fn start(dir: &Path) -> Cluster {
+        Cluster::start_snap(dir, 0).await
+    }
+
+    async fn start_snap(dir: &Path, snap_count: u64) -> Cluster {
         let peers: BTreeMap<u64, String> = (1..=3)
             .map(|id| (id, format!("127.0.0.1:{}", free_port())))
             .collect();
         let starts = (1..=3).map(|id| {
-            let c = config(dir, id, &peers);
+            let c = config_snap(dir, id, &peers, snap_count);
             tokio::spawn(async move { Consensus::start(c, Arc::new(Recorder::default())).await })
         });
         let mut nodes = BTreeMap::new();
@@ -274,6 +294,115 @@ async fn three_replicas_replicate_forward_and_survive_the_leader() {
             .unwrap()
             .is_some()
     );
+    for node in cluster.nodes.values() {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// With snapCount 40 the leader snapshots every 40 entries and keeps 4 behind the snapshot:
+/// a follower stopped for 600 writes finds its next entries purged and gets the snapshot,
+/// streamed on its own connection; it installs it (the listener is told), then follows the
+/// log again, and a restart serves the installed tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_behind_the_purged_log_catches_up_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_snap(dir.path(), 40).await;
+    let leader = cluster.leader().await;
+    let lagging = cluster.follower(leader);
+    let zxid = cluster.nodes[&leader]
+        .propose(session_cmd(1))
+        .await
+        .unwrap();
+    cluster.converge(zxid).await;
+    let session = cluster.nodes[&leader].state().sessions().unwrap()[0].0;
+    let before = write_load(&cluster.nodes[&leader], session, "/a", 20).await;
+    cluster.converge(*before.last().unwrap()).await;
+
+    let stopped = cluster.nodes.remove(&lagging).unwrap();
+    stopped.shutdown().await.unwrap();
+    drop(stopped);
+    let written = write_load(&cluster.nodes[&leader], session, "/b", 600).await;
+    let mut last = *written.last().unwrap();
+    cluster.converge(last).await;
+    // The leader purges only logs no replication is sending: write on until it has purged
+    // past the stopped follower's position.
+    let stopped_at = *before.last().unwrap() as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut more = 0;
+    loop {
+        let bounds = cluster.nodes[&leader].log_bounds();
+        eprintln!("leader's log (purged, snapshot, last): {bounds:?}");
+        if bounds.0 > stopped_at + 10 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader never purged: {bounds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let w = write_load(&cluster.nodes[&leader], session, &format!("/c{more}-"), 50).await;
+        last = *w.last().unwrap();
+        more += 1;
+    }
+    cluster.converge(last).await;
+
+    let recorder = Arc::new(Recorder::default());
+    let restarted = Consensus::start(
+        config_snap(&cluster.dir, lagging, &cluster.peers, 40),
+        recorder.clone(),
+    )
+    .await
+    .expect("restarts");
+    cluster.nodes.insert(lagging, restarted);
+    cluster.converge(last).await;
+    let resets = recorder.resets.lock().unwrap().clone();
+    assert_eq!(resets.len(), 1, "one snapshot installed: {resets:?}");
+    assert!(
+        resets[0] > before.last().copied().unwrap() + 4,
+        "the snapshot covers purged entries: {resets:?}"
+    );
+    // Entries after the snapshot reach the listener as usual, none before it.
+    let applied = recorder.zxids.lock().unwrap().clone();
+    assert!(applied.iter().all(|z| *z > resets[0]), "{applied:?}");
+    let node = &cluster.nodes[&lagging];
+    let reference = &cluster.nodes[&leader];
+    assert_eq!(node.state().node_count(), reference.state().node_count());
+    for path in ["/a00000", "/a00019", "/b00000", "/b00599"] {
+        assert_eq!(
+            node.state().node(path).unwrap(),
+            reference.state().node(path).unwrap(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        node.state().sessions().unwrap(),
+        reference.state().sessions().unwrap()
+    );
+
+    // It follows the log again: a write forwarded through it is applied everywhere.
+    let z = node
+        .propose(create(session, "/after".into()))
+        .await
+        .unwrap();
+    cluster.converge(z).await;
+    assert!(reference.state().node("/after").unwrap().is_some());
+
+    // A restart opens the installed tree (and needs no second snapshot).
+    let node = cluster.nodes.remove(&lagging).unwrap();
+    node.shutdown().await.unwrap();
+    drop(node);
+    let recorder = Arc::new(Recorder::default());
+    let again = Consensus::start(
+        config_snap(&cluster.dir, lagging, &cluster.peers, 40),
+        recorder.clone(),
+    )
+    .await
+    .expect("restarts again");
+    assert!(again.last_applied() >= z);
+    assert!(again.state().node("/b00599").unwrap().is_some());
+    assert!(again.state().node("/after").unwrap().is_some());
+    assert!(recorder.resets.lock().unwrap().is_empty());
+    cluster.nodes.insert(lagging, again);
     for node in cluster.nodes.values() {
         node.shutdown().await.unwrap();
     }

@@ -71,6 +71,16 @@ pub trait Backend: Send + Sync + 'static {
     fn read_barrier(&self) -> impl Future<Output = Result<i64, BackendError>> + Send;
     /// The zxid of the last applied entry.
     fn last_applied(&self) -> i64;
+    /// Resolves to whether this server has applied `zxid`, waiting at most `timeout` for it.
+    fn wait_applied(
+        &self,
+        zxid: i64,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = bool> + Send {
+        let _ = timeout;
+        let done = self.last_applied() >= zxid;
+        async move { done }
+    }
     /// Runs `f` against the applied tree, excluding apply while it runs.
     fn read<T>(&self, f: impl FnOnce(&dyn TreeRead) -> T) -> T;
     /// Every session of the replicated session table, with its timeout (used at start-up to
@@ -95,4 +105,42 @@ pub trait Backend: Send + Sync + 'static {
     fn role(&self) -> Option<&'static str> {
         None
     }
+    /// An ensemble member's quorum figures (`mntr`, the leader's proposal sizes in `srvr`);
+    /// `None` on a single server.
+    fn quorum(&self) -> Option<QuorumStats> {
+        None
+    }
+    /// The number of nodes in the tree (system nodes included). The default walks the tree.
+    fn node_count(&self) -> usize {
+        let mut count = 0;
+        self.read(|tree| walk(tree, "/", |_| count += 1));
+        count
+    }
+}
+
+/// An ensemble member's quorum figures, as ZooKeeper's `mntr` reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumStats {
+    /// Voting members (`zk_quorum_size`).
+    pub quorum_size: usize,
+    /// The leader's figures; `None` on a follower.
+    pub leader: Option<LeaderQuorumStats>,
+}
+
+/// What ZooKeeper's leader adds to `mntr`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderQuorumStats {
+    /// Followers and observers connected to the leader (`zk_learners`).
+    pub learners: usize,
+    /// Followers past their initial sync (`zk_synced_followers`).
+    pub synced_followers: usize,
+    /// Observers past their initial sync (`zk_synced_observers`).
+    pub synced_observers: usize,
+    /// Followers' `sync` requests not answered yet (`zk_pending_syncs`).
+    pub pending_syncs: u64,
+    /// Milliseconds since this server became leader (`zk_leader_uptime`).
+    pub leader_uptime_ms: u64,
+    /// Last, smallest and largest proposal in bytes; `None` before the first (ZooKeeper
+    /// prints -1).
+    pub proposal_sizes: Option<(u64, u64, u64)>,
 }

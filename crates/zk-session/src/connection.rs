@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +40,10 @@ use crate::password::session_password;
 use crate::server::{Server, wall_clock_ms};
 use crate::watches::WatchKind;
 use crate::{auth, sasl};
+
+/// The longest a connecting client whose `lastZxidSeen` is ahead of this server waits for
+/// apply to catch up before it is refused.
+const LAST_ZXID_WAIT_MS: u64 = 1000;
 
 /// Reads frames off the socket.
 struct FrameReader {
@@ -149,13 +153,27 @@ async fn serve_registered<B: Backend>(
         debug!(%peer, "no leader, not serving; closing");
         return;
     }
-    if request.last_zxid_seen > server.backend.last_applied() {
-        // ZooKeeper: "Refusing session request for client ... as it has seen zxid ... our last
-        // zxid is ..."; the client tries another server.
-        debug!(%peer, "client is ahead of this server, closing");
-        return;
-    }
     let timeout = server.config.negotiate_timeout(request.time_out);
+    if request.last_zxid_seen > server.backend.last_applied() {
+        // A replica is usually milliseconds behind: wait a little for apply to catch up
+        // (a third of the session timeout, at most a second), then refuse as ZooKeeper does
+        // ("Refusing session request for client ... as it has seen zxid ... our last zxid
+        // is ..."): close without a reply, and the client tries another server.
+        let wait = Duration::from_millis((timeout.max(0) as u64 / 3).min(LAST_ZXID_WAIT_MS));
+        if !server
+            .backend
+            .wait_applied(request.last_zxid_seen, wait)
+            .await
+        {
+            debug!(
+                %peer,
+                seen = request.last_zxid_seen,
+                ours = server.backend.last_applied(),
+                "client is ahead of this server, closing"
+            );
+            return;
+        }
+    }
 
     let (tx, rx) = Outbox::channel(sent);
     let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(server)));
@@ -281,7 +299,7 @@ async fn serve_registered<B: Backend>(
     // A JoinHandle that already returned its output must not be polled again (tokio panics):
     // the writer ends first when the hub closes the outbox (session expired or moved).
     if !writer.is_finished()
-        && tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+        && tokio::time::timeout(Duration::from_secs(5), &mut writer)
             .await
             .is_err()
     {

@@ -8,11 +8,38 @@ use zk_protocol::frame::FourLetterWord;
 use crate::backend::{Backend, walk};
 use crate::server::Server;
 
+/// What ZooKeeper answers for most words while its server is not running.
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
 /// Returns the text answering `word`, as ZooKeeper 3.9 writes it.
 pub fn answer<B: Backend>(server: &Server<B>, word: FourLetterWord) -> String {
     let name = word.name();
     if !server.config.four_letter_words.allows(name) {
         return format!("{name} is not executed because it is not in the whitelist.\n");
+    }
+    if !server.serving() {
+        // An ensemble member without a working leader: ZooKeeper's ZooKeeperServer is not
+        // running, and the words that need it say so.
+        match word {
+            FourLetterWord::Srvr
+            | FourLetterWord::Stat
+            | FourLetterWord::Mntr
+            | FourLetterWord::Conf
+            | FourLetterWord::Cons
+            | FourLetterWord::Crst
+            | FourLetterWord::Srst
+            | FourLetterWord::Wchs
+            | FourLetterWord::Wchc
+            | FourLetterWord::Wchp
+            | FourLetterWord::Dirs
+            | FourLetterWord::Dump => return format!("{NOT_SERVING}\n"),
+            FourLetterWord::Hash => return NOT_SERVING.to_string(),
+            FourLetterWord::Isro => return "null".to_string(),
+            FourLetterWord::Ruok
+            | FourLetterWord::Envi
+            | FourLetterWord::Gtmk
+            | FourLetterWord::Stmk => {}
+        }
     }
     match word {
         FourLetterWord::Ruok => "imok".to_string(),
@@ -101,10 +128,23 @@ fn srvr<B: Backend>(server: &Server<B>, with_clients: bool) -> String {
     let _ = writeln!(out, "Mode: {mode}");
     let _ = writeln!(out, "Node count: {nodes}");
     if mode == "leader" {
-        // ZooKeeper's leader adds its proposal sizes; ferrokeeper does not track them (yet).
-        let _ = writeln!(out, "Proposal sizes last/min/max: -1/-1/-1");
+        let (last, min, max) = proposal_sizes(server);
+        let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
     }
     out
+}
+
+/// The leader's proposal sizes, -1 each before the first (and on a one-member ensemble,
+/// whose writes ZooKeeper does not count as proposals).
+fn proposal_sizes<B: Backend>(server: &Server<B>) -> (i64, i64, i64) {
+    server
+        .backend
+        .quorum()
+        .and_then(|q| q.leader)
+        .and_then(|l| l.proposal_sizes)
+        .map_or((-1, -1, -1), |(last, min, max)| {
+            (last as i64, min as i64, max as i64)
+        })
 }
 
 fn version_line<B: Backend>(server: &Server<B>) -> String {
@@ -117,9 +157,7 @@ fn version_line<B: Backend>(server: &Server<B>) -> String {
 
 /// ZooKeeper's node count includes the root twice (it is stored under "" and "/").
 fn node_count<B: Backend>(server: &Server<B>) -> usize {
-    let mut count = 1;
-    server.backend.read(|tree| walk(tree, "/", |_| count += 1));
-    count
+    server.backend.node_count() + 1
 }
 
 fn envi<B: Backend>(server: &Server<B>) -> String {
@@ -209,6 +247,30 @@ fn mntr<B: Backend>(server: &Server<B>) -> String {
             server.started.elapsed().as_millis().to_string(),
         ),
     ];
+    let mut rows = rows;
+    if let Some(q) = server.backend.quorum() {
+        let peer_state = match (q.leader.is_some(), mode(server)) {
+            (true, _) => "leading - broadcast",
+            (false, "observer") => "observing - broadcast",
+            (false, _) => "following - broadcast",
+        };
+        rows.push(("zk_peer_state", peer_state.to_string()));
+        rows.push(("zk_quorum_size", q.quorum_size.to_string()));
+        if let Some(l) = q.leader {
+            let (last, min, max) = proposal_sizes(server);
+            rows.extend([
+                ("zk_learners", l.learners.to_string()),
+                ("zk_synced_followers", l.synced_followers.to_string()),
+                ("zk_synced_non_voting_followers", "0".to_string()),
+                ("zk_synced_observers", l.synced_observers.to_string()),
+                ("zk_pending_syncs", l.pending_syncs.to_string()),
+                ("zk_leader_uptime", l.leader_uptime_ms.to_string()),
+                ("zk_last_proposal_size", last.to_string()),
+                ("zk_min_proposal_size", min.to_string()),
+                ("zk_max_proposal_size", max.to_string()),
+            ]);
+        }
+    }
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()

@@ -313,11 +313,31 @@ impl Hub {
         }
     }
 
-    /// Closes every attached connection (an ensemble member that lost its leader).
+    /// Closes every attached connection (an ensemble member that lost its leader); their
+    /// watches go with them, as with [`Hub::detach`].
     pub fn kick_all(&self) {
-        for (_, c) in self.lock().connections.drain() {
+        let mut st = self.lock();
+        let State {
+            connections,
+            auth,
+            watches,
+            ..
+        } = &mut *st;
+        for (session, c) in connections.drain() {
+            watches.remove_session(session);
+            auth.remove(&session);
             c.tx.close();
         }
+    }
+
+    /// The tree was replaced by a snapshot (a replica that fell behind the leader's log): the
+    /// watches were registered against a tree that no longer is, and the replies and session
+    /// creations awaited here were decided in entries this server never applied. Every
+    /// connection is closed (its client reconnects and re-registers its watches with
+    /// setWatches, which fires what it missed), and every pending session creation fails.
+    pub fn reset(&self) {
+        self.kick_all();
+        self.lock().pending_sessions.clear();
     }
 
     /// Records a connected session's authenticated ids (after the handshake and each addauth).

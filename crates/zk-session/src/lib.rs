@@ -31,7 +31,7 @@ pub mod sasl;
 mod server;
 mod watches;
 
-pub use backend::{Backend, BackendError, Pending, TreeRead};
+pub use backend::{Backend, BackendError, LeaderQuorumStats, Pending, QuorumStats, TreeRead};
 pub use config::{FourLetterWhitelist, SessionConfig};
 pub use hub::{Hub, OUTBOX_BYTES_MAX, Outbound, Outbox, OutboxReceiver};
 pub use password::session_password;

@@ -726,3 +726,31 @@ async fn the_request_throttle_answers_throttledop_after_a_long_wait() {
         assert_eq!(a.recv().await.unwrap().0.err, 0);
     }
 }
+
+/// A client that has seen a zxid this server has not applied yet waits (a third of its
+/// session timeout, at most 1 s) for apply to catch up; past that it is refused as ZooKeeper
+/// refuses it: the connection closes without a reply.
+#[tokio::test]
+async fn a_client_ahead_of_the_server_waits_for_apply_then_is_refused() {
+    let addr = start(config()).await;
+    let mut a = Raw::connect(addr).await; // zxid 1: a's session
+    let zero = Bytes::from_static(&[0; 16]);
+    let waiting = tokio::spawn(Raw::connect_seen(addr, 0, zero.clone(), true, 2));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the client waits for zxid 2");
+    assert_eq!(a.call(&create("/x", None, 0)).await.0.err, 0); // zxid 2
+    let b = waiting
+        .await
+        .unwrap()
+        .expect("accepted once zxid 2 is applied");
+    assert_ne!(b.session_id, 0);
+
+    let t = std::time::Instant::now();
+    let refused = Raw::connect_seen(addr, 0, zero, true, 1 << 40).await;
+    assert!(refused.is_none(), "a client far ahead is refused");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "refused after the bounded wait: {waited:?}"
+    );
+}

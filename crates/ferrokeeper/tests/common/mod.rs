@@ -8,9 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zk_protocol::jute::data::{ACL, Id};
-use zk_protocol::jute::proto::CreateRequest;
+use zk_protocol::jute::proto::{CreateRequest, GetDataRequest, SyncRequest};
 use zk_protocol::{OpCode, Request};
+
+#[path = "../../../zk-session/tests/support/raw.rs"]
+pub mod raw;
+use raw::Raw;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -71,4 +76,53 @@ pub fn create(path: &str, flags: i32) -> Request {
             flags,
         },
     )
+}
+
+/// Sends a four-letter word and returns the answer (empty when the port does not answer).
+pub async fn four_letter(addr: SocketAddr, word: &str) -> String {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    if s.write_all(word.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
+    out
+}
+
+pub fn sync() -> Request {
+    Request::Sync(SyncRequest {
+        path: Some("/".into()),
+    })
+}
+
+pub fn get(path: &str) -> Request {
+    Request::GetData(GetDataRequest {
+        path: Some(path.into()),
+        watch: false,
+    })
+}
+
+/// A new session on `addr` whose `sync` succeeded (retried for up to 30 s).
+pub async fn synced_client(addr: SocketAddr) -> Raw {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(mut c)) = tokio::time::timeout(
+            Duration::from_secs(3),
+            Raw::connect_with(addr, 0, Bytes::from_static(&[0; 16]), true),
+        )
+        .await
+        {
+            let xid = c.send(&sync()).await;
+            if let Ok(Some((h, _))) = tokio::time::timeout(Duration::from_secs(3), c.recv()).await
+                && h.xid == xid
+                && h.err == 0
+            {
+                return c;
+            }
+        }
+        assert!(Instant::now() < deadline, "no synced session on {addr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -67,6 +67,16 @@ impl Backend for MemBackend {
     fn last_applied(&self) -> i64 {
         self.zxid.load(Ordering::SeqCst)
     }
+    async fn wait_applied(&self, zxid: i64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.last_applied() < zxid {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
+    }
     fn read<T>(&self, f: impl FnOnce(&dyn TreeRead) -> T) -> T {
         let store = self.store.read().unwrap();
         f(&*store)

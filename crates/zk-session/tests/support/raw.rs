@@ -36,10 +36,21 @@ impl Raw {
         passwd: Bytes,
         read_only_byte: bool,
     ) -> Option<Raw> {
+        Raw::connect_seen(addr, session_id, passwd, read_only_byte, 0).await
+    }
+
+    /// [`Raw::connect_with`] for a client that has seen `last_zxid_seen`.
+    pub async fn connect_seen(
+        addr: std::net::SocketAddr,
+        session_id: i64,
+        passwd: Bytes,
+        read_only_byte: bool,
+        last_zxid_seen: i64,
+    ) -> Option<Raw> {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let req = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: 0,
+            last_zxid_seen,
             time_out: 30_000,
             session_id,
             passwd: Some(passwd),
