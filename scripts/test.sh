@@ -17,6 +17,11 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # RocksDB's bindings are generated with libclang; ccache keeps its C++ objects across builds.
 [ -e /usr/lib/llvm-14/lib/libclang.so ] || need_apt+=(libclang-dev)
 command -v ccache >/dev/null || need_apt+=(ccache)
+# The partition test (crates/ferrokeeper/tests/partition.rs) runs an ensemble in a network
+# namespace of its own and cuts it with nftables.
+command -v nft >/dev/null || need_apt+=(nftables)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v unshare >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
