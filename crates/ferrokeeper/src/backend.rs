@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use zk_consensus::{ApplyListener, Consensus};
+use zk_consensus::{ApplyListener, Consensus, ConsensusError};
 use zk_datatree::{Applied, Command, Node, Session};
 use zk_session::{Backend, BackendError, Hub, LeaderQuorumStats, Pending, QuorumStats, TreeRead};
 use zk_storage::StateStore;
@@ -48,6 +48,13 @@ impl TreeRead for StateReader<'_> {
     }
 }
 
+fn backend_error(e: ConsensusError) -> BackendError {
+    match e {
+        ConsensusError::SessionMoved => BackendError::session_moved(),
+        other => BackendError(other.to_string()),
+    }
+}
+
 /// [`Backend`] over openraft and RocksDB.
 /// Consensus as the session layer's backend; the flag says whether this server is a member
 /// of an ensemble (so `srvr` reports leader/follower).
@@ -55,21 +62,28 @@ pub struct ConsensusBackend(pub Consensus, pub bool);
 
 impl Backend for ConsensusBackend {
     async fn submit(&self, cmd: Command) -> Result<Pending, BackendError> {
-        let pending = self
-            .0
-            .submit(cmd)
+        let pending = self.0.submit(cmd).await.map_err(backend_error)?;
+        Ok(Box::pin(
+            async move { pending.await.map_err(backend_error) },
+        ))
+    }
+
+    async fn submit_client(&self, cmd: Command) -> Result<Pending, BackendError> {
+        let pending = self.0.submit_client(cmd).await.map_err(backend_error)?;
+        Ok(Box::pin(
+            async move { pending.await.map_err(backend_error) },
+        ))
+    }
+
+    async fn claim_session(&self, session_id: i64) -> Result<(), BackendError> {
+        self.0
+            .claim_session_everywhere(session_id)
             .await
-            .map_err(|e| BackendError(e.to_string()))?;
-        Ok(Box::pin(async move {
-            pending.await.map_err(|e| BackendError(e.to_string()))
-        }))
+            .map_err(backend_error)
     }
 
     async fn read_barrier(&self) -> Result<i64, BackendError> {
-        self.0
-            .read_barrier()
-            .await
-            .map_err(|e| BackendError(e.to_string()))
+        self.0.read_barrier().await.map_err(backend_error)
     }
 
     fn last_applied(&self) -> i64 {

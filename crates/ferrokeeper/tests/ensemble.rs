@@ -382,6 +382,44 @@ async fn a_killed_follower_moves_its_clients_and_catches_up_by_snapshot() {
     );
     assert_eq!(mntr_value(&fm, "zk_learners"), None, "leader-only rows");
 
+    // SESSIONMOVED: a session reconnected to another server while its old connection is
+    // still open; a write through the old connection closes it without a reply (ZooKeeper's
+    // leader refuses the stale owner), the new connection writes.
+    let mut old = Raw::connect(servers[f].client).await;
+    assert_eq!(old.call(&create("/moved-before", 0)).await.0.err, 0);
+    let mut new = Raw::connect_with(
+        servers[other].client,
+        old.session_id,
+        old.passwd.clone(),
+        true,
+    )
+    .await
+    .expect("the session moves");
+    assert_eq!(new.session_id, old.session_id);
+    old.send(&create("/stale-write", 0)).await;
+    let stale = tokio::time::timeout(Duration::from_secs(10), old.recv())
+        .await
+        .expect("the stale connection is closed");
+    assert!(stale.is_none(), "a stale connection's write got {stale:?}");
+    assert_eq!(new.call(&create("/moved-after", 0)).await.0.err, 0);
+    assert_eq!(new.call(&get("/stale-write")).await.0.err, -101);
+    // Through the leader, too: the session moves back to the leader's server and the
+    // follower's connection is the stale one.
+    let mut on_leader = Raw::connect_with(
+        servers[lead_i].client,
+        new.session_id,
+        new.passwd.clone(),
+        true,
+    )
+    .await
+    .expect("the session moves to the leader");
+    new.send(&create("/stale-write", 0)).await;
+    let stale = tokio::time::timeout(Duration::from_secs(10), new.recv())
+        .await
+        .expect("the stale connection is closed");
+    assert!(stale.is_none(), "a stale connection's write got {stale:?}");
+    assert_eq!(on_leader.call(&Request::CloseSession).await.0.err, 0);
+
     // A client of the follower owns an ephemeral; the follower is killed; the client
     // reconnects to another server with its session id and password: the session and the
     // ephemeral are there.

@@ -143,6 +143,10 @@ pub enum ConsensusError {
     /// [`Consensus::shutdown`] was called, or the node stopped.
     #[error("consensus is shutting down")]
     ShuttingDown,
+    /// A client's write came through a server that no longer holds the session's connection
+    /// (the client reconnected elsewhere): ZooKeeper's SESSIONMOVED.
+    #[error("session moved to another server")]
+    SessionMoved,
     /// A store failed to open or to read.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
@@ -214,6 +218,7 @@ impl From<RemoteFailure> for ConsensusError {
     fn from(e: RemoteFailure) -> Self {
         match e {
             RemoteFailure::NotLeader { leader } => ConsensusError::NotLeader { leader },
+            RemoteFailure::SessionMoved => ConsensusError::SessionMoved,
             RemoteFailure::Failed(what) => ConsensusError::Fatal(format!("on the leader: {what}")),
         }
     }
@@ -268,7 +273,20 @@ struct Inner {
     local_ip: Option<std::net::IpAddr>,
     /// Whether this node is an observer (a learner).
     observer: bool,
+    /// On the leader: the server each session's connection is on (see `claim_session`).
+    owners: Arc<std::sync::Mutex<Owners>>,
 }
+
+/// The leader's table of session owners.
+#[derive(Default)]
+struct Owners {
+    table: std::collections::HashMap<i64, u64>,
+    /// The size at which closed sessions are pruned next.
+    prune_at: usize,
+}
+
+/// The smallest size at which the owners table is pruned.
+const OWNERS_PRUNE_MIN: usize = 1024;
 
 /// An ensemble member's replication figures (ZooKeeper's `mntr` quorum rows).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -479,10 +497,20 @@ impl Consensus {
         )
         .await?;
         let leading_since: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+        let owners = Arc::new(std::sync::Mutex::new(Owners {
+            table: Default::default(),
+            prune_at: OWNERS_PRUNE_MIN,
+        }));
         let (on_start, on_stop) = (leading_since.clone(), leading_since.clone());
+        let new_owners = owners.clone();
         let leader_watch = raft.on_leader_change(
             move |_| {
                 *on_start.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                new_owners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .table
+                    .clear();
                 async {}
             },
             move |_| {
@@ -513,6 +541,7 @@ impl Consensus {
                 keep_behind_snapshot,
                 local_ip,
                 observer: config.observers.contains(&config.node_id),
+                owners,
             }),
         };
         if let Some(listener) = listener {
@@ -612,15 +641,37 @@ impl Consensus {
     /// commands submitted in order are logged in order), and the future resolves once the
     /// entry is committed and applied here too.
     pub async fn submit(&self, cmd: zk_datatree::Command) -> Result<Proposal, ConsensusError> {
+        self.submit_from(cmd, None).await
+    }
+
+    /// [`Consensus::submit`] for a client's write arriving on this server: the leader refuses
+    /// it with [`ConsensusError::SessionMoved`] when the session's connection has moved to
+    /// another server since ([`Consensus::claim_session_everywhere`]), as ZooKeeper's leader
+    /// checks a request's owner.
+    pub async fn submit_client(
+        &self,
+        cmd: zk_datatree::Command,
+    ) -> Result<Proposal, ConsensusError> {
+        self.submit_from(cmd, Some(self.inner.node_id)).await
+    }
+
+    async fn submit_from(
+        &self,
+        cmd: zk_datatree::Command,
+        origin: Option<u64>,
+    ) -> Result<Proposal, ConsensusError> {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(ConsensusError::ShuttingDown);
         }
         if self.inner.raft.is_leader() {
-            return Ok(Box::pin(self.submit_local(cmd).await?));
+            return Ok(Box::pin(self.submit_local(cmd, origin).await?));
         }
         let client = self.leader_client().await?;
         let pending = client
-            .send(&PeerRequest::Propose(cmd.encode().to_vec()))
+            .send(&PeerRequest::Propose {
+                command: cmd.encode().to_vec(),
+                origin,
+            })
             .await
             .map_err(|e| {
                 tracing::debug!(error = %e, "forwarding a write failed");
@@ -712,14 +763,22 @@ impl Consensus {
         Ok(())
     }
 
-    /// [`Consensus::submit`] on the leader: stamps and enqueues the command into openraft.
+    /// [`Consensus::submit`] on the leader: checks a client's write against its session's
+    /// owner (`origin`: the server holding the connection), stamps and enqueues the command
+    /// into openraft.
     pub(crate) async fn submit_local(
         &self,
         mut cmd: zk_datatree::Command,
+        origin: Option<u64>,
     ) -> Result<impl Future<Output = Result<i64, ConsensusError>> + Send + 'static, ConsensusError>
     {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(ConsensusError::ShuttingDown);
+        }
+        if let Some(origin) = origin
+            && self.inner.quorum_timeout.is_some()
+        {
+            self.claim_session(cmd.session_id, origin, false)?;
         }
         let (responder, done) = ProgressResponder::complete_only();
         {
@@ -851,6 +910,68 @@ impl Consensus {
             m.snapshot.as_ref().map_or(0, |l| l.index),
             m.last_log_index.unwrap_or(0),
         )
+    }
+
+    /// On the leader: records that `session`'s connection is on `origin`. With `moved` (a
+    /// reconnect) `origin` becomes the owner; otherwise (a write) the first server seen
+    /// becomes it and any other fails with [`ConsensusError::SessionMoved`]. A new leader
+    /// starts with no owners, as ZooKeeper's does. The table is pruned of closed sessions.
+    pub(crate) fn claim_session(
+        &self,
+        session: i64,
+        origin: u64,
+        moved: bool,
+    ) -> Result<(), ConsensusError> {
+        if !self.inner.raft.is_leader() {
+            return Err(ConsensusError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        match owners.table.get(&session) {
+            Some(owner) if *owner != origin && !moved => return Err(ConsensusError::SessionMoved),
+            Some(owner) if *owner == origin => return Ok(()),
+            _ => {}
+        }
+        owners.table.insert(session, origin);
+        if owners.table.len() >= owners.prune_at {
+            let state = &self.inner.state;
+            owners
+                .table
+                .retain(|id, _| state.session(*id).ok().flatten().is_some());
+            owners.prune_at = (owners.table.len() * 2).max(OWNERS_PRUNE_MIN);
+        }
+        Ok(())
+    }
+
+    /// A client reconnected here with `session`: makes this server the session's owner on
+    /// the leader (asked over the peer connection from a follower), so that writes still
+    /// coming through the session's previous server are refused. A no-op on a single server.
+    pub async fn claim_session_everywhere(&self, session: i64) -> Result<(), ConsensusError> {
+        if self.inner.quorum_timeout.is_none() {
+            return Ok(());
+        }
+        let me = self.inner.node_id;
+        if self.inner.raft.is_leader() {
+            return self.claim_session(session, me, true);
+        }
+        let client = self.leader_client().await?;
+        let reply = tokio::time::timeout(
+            FORWARD_TIMEOUT,
+            client.call(&PeerRequest::Revalidate {
+                session,
+                origin: me,
+            }),
+        )
+        .await
+        .map_err(|_| ConsensusError::Timeout("the leader did not answer a revalidation".into()))?
+        .map_err(|_| ConsensusError::NotLeader { leader: None })?;
+        match reply {
+            PeerReply::Revalidate(r) => Ok(r?),
+            other => Err(ConsensusError::Fatal(format!(
+                "unexpected peer reply {other:?}"
+            ))),
+        }
     }
 
     /// Whether this node is an observer (replicates and serves reads, does not vote).

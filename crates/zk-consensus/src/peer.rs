@@ -25,6 +25,7 @@ use crate::{Consensus, ConsensusError, Inner};
 fn failure(e: ConsensusError) -> RemoteFailure {
     match e {
         ConsensusError::NotLeader { leader } => RemoteFailure::NotLeader { leader },
+        ConsensusError::SessionMoved => RemoteFailure::SessionMoved,
         other => RemoteFailure::Failed(other.to_string()),
     }
 }
@@ -86,24 +87,31 @@ async fn connection(stream: TcpStream, node: Weak<Inner>, mut stop: watch::Recei
                     .await
                     .map_err(|e| e.to_string()),
             )),
-            PeerRequest::Propose(bytes) => match zk_datatree::Command::decode(Bytes::from(bytes)) {
-                Err(e) => Some(PeerReply::Propose(Err(RemoteFailure::Failed(format!(
-                    "undecodable command: {e}"
-                ))))),
-                Ok(cmd) => match consensus.submit_local(cmd).await {
-                    Err(e) => Some(PeerReply::Propose(Err(failure(e)))),
-                    Ok(done) => {
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let reply = PeerReply::Propose(done.await.map_err(failure));
-                            if let Ok(frame) = wire::encode(id, &reply) {
-                                let _ = tx.send(frame);
-                            }
-                        });
-                        None
-                    }
-                },
-            },
+            PeerRequest::Revalidate { session, origin } => Some(PeerReply::Revalidate(
+                consensus
+                    .claim_session(session, origin, true)
+                    .map_err(failure),
+            )),
+            PeerRequest::Propose { command, origin } => {
+                match zk_datatree::Command::decode(Bytes::from(command)) {
+                    Err(e) => Some(PeerReply::Propose(Err(RemoteFailure::Failed(format!(
+                        "undecodable command: {e}"
+                    ))))),
+                    Ok(cmd) => match consensus.submit_local(cmd, origin).await {
+                        Err(e) => Some(PeerReply::Propose(Err(failure(e)))),
+                        Ok(done) => {
+                            let tx = tx.clone();
+                            tokio::spawn(async move {
+                                let reply = PeerReply::Propose(done.await.map_err(failure));
+                                if let Ok(frame) = wire::encode(id, &reply) {
+                                    let _ = tx.send(frame);
+                                }
+                            });
+                            None
+                        }
+                    },
+                }
+            }
             PeerRequest::Touch(sessions) => {
                 tracing::trace!(count = sessions.len(), "sessions reported by a follower");
                 let handler = consensus.inner.touch_handler.get().cloned();

@@ -37,8 +37,24 @@ pub(crate) enum PeerRequest {
     Append(AppendEntriesRequest<TypeConfig>),
     /// openraft election.
     Vote(VoteRequest<TypeConfig>),
-    /// A follower forwards a client write (an encoded `zk_datatree::Command`) to the leader.
-    Propose(Vec<u8>),
+    /// A follower forwards a write (an encoded `zk_datatree::Command`) to the leader; `origin`
+    /// is the forwarding server for a client's write (checked against the session's owner),
+    /// `None` for the server's own commands.
+    Propose {
+        /// The encoded command.
+        command: Vec<u8>,
+        /// The server holding the client's connection.
+        origin: Option<u64>,
+    },
+    /// A client reconnected to `origin` with `session`: the leader records `origin` as the
+    /// session's owner (ZooKeeper's revalidation), so writes still arriving through its old
+    /// server are refused as SESSIONMOVED.
+    Revalidate {
+        /// The session.
+        session: i64,
+        /// The server it moved to.
+        origin: u64,
+    },
     /// A follower asks the leader for a read index (`sync`, linearizable reads).
     ReadIndex,
     /// A follower reports the sessions its clients kept alive since its last report (the
@@ -109,6 +125,9 @@ pub(crate) enum RemoteFailure {
         /// The leader the receiver knows of.
         leader: Option<u64>,
     },
+    /// The session's connection is on another server now (ZooKeeper's SESSIONMOVED).
+    #[error("session moved to another server")]
+    SessionMoved,
     /// Anything else, as text.
     #[error("{0}")]
     Failed(String),
@@ -125,6 +144,8 @@ pub(crate) enum PeerReply {
     Propose(Result<i64, RemoteFailure>),
     /// To `ReadIndex`: the leader's read index.
     ReadIndex(Result<i64, RemoteFailure>),
+    /// To `Revalidate`.
+    Revalidate(Result<(), RemoteFailure>),
     /// To `Snapshot`: openraft's answer once the snapshot is installed (or refused).
     Snapshot(Result<openraft::raft::SnapshotResponse<TypeConfig>, String>),
 }

@@ -12,6 +12,21 @@ use zk_datatree::{Command, Node, Session, TreeStore};
 #[error("replication failed: {0}")]
 pub struct BackendError(pub String);
 
+impl BackendError {
+    const SESSION_MOVED: &'static str = "session moved to another server";
+
+    /// A client's write came through a server that no longer holds the session's connection
+    /// (ZooKeeper's SESSIONMOVED: the connection is closed without a reply).
+    pub fn session_moved() -> Self {
+        BackendError(Self::SESSION_MOVED.to_string())
+    }
+
+    /// Whether this is [`BackendError::session_moved`].
+    pub fn is_session_moved(&self) -> bool {
+        self.0 == Self::SESSION_MOVED
+    }
+}
+
 /// Read access to the applied tree.
 pub trait TreeRead {
     /// The node at `path`.
@@ -66,6 +81,24 @@ pub trait Backend: Send + Sync + 'static {
     /// here (so its reply has been routed already).
     fn propose(&self, cmd: Command) -> impl Future<Output = Result<i64, BackendError>> + Send {
         async move { self.submit(cmd).await?.await }
+    }
+    /// [`Backend::submit`] for a write of a client connected here: in an ensemble the leader
+    /// refuses it ([`BackendError::session_moved`]) once the session's connection has moved to
+    /// another server.
+    fn submit_client(
+        &self,
+        cmd: Command,
+    ) -> impl Future<Output = Result<Pending, BackendError>> + Send {
+        self.submit(cmd)
+    }
+    /// A client reconnected here with an existing session: in an ensemble, tells the leader
+    /// that the session's connection is on this server now (ZooKeeper's revalidation).
+    fn claim_session(
+        &self,
+        session_id: i64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = session_id;
+        async { Ok(()) }
     }
     /// Resolves once this server has applied everything committed before the call (`sync`).
     fn read_barrier(&self) -> impl Future<Output = Result<i64, BackendError>> + Send;

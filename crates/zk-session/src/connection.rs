@@ -212,6 +212,12 @@ async fn serve_registered<B: Backend>(
                 server.tracker.track(id, timeout);
                 true
             });
+        if alive && let Err(e) = server.backend.claim_session(id).await {
+            // The leader could not be told that the session is here now (no leader): refuse
+            // the connection, and the client tries another server.
+            debug!(%peer, error = %e, "cannot move the session here; closing");
+            return;
+        }
         alive.then_some(id)
     };
 
@@ -270,8 +276,8 @@ async fn serve_registered<B: Backend>(
             done = poll_oldest(&mut conn.pending), if !conn.pending.is_empty() => {
                 match done {
                     Some((_, Ok(_))) => continue,
-                    Some((xid, Err(_))) => {
-                        conn.connection_loss(xid);
+                    Some((xid, Err(e))) => {
+                        conn.connection_loss(xid, &e);
                         break;
                     }
                     None => continue,
@@ -497,7 +503,9 @@ impl<B: Backend> Conn<B> {
             Request::CloseSession => {
                 let cmd = Command::internal(self.session_id, xid, Op::CloseSession);
                 self.server.tracker.forget(self.session_id);
-                let _ = self.server.backend.propose(cmd).await;
+                if let Ok(pending) = self.server.backend.submit_client(cmd).await {
+                    let _ = pending.await;
+                }
                 false
             }
             Request::Check(_) => {
@@ -658,8 +666,8 @@ impl<B: Backend> Conn<B> {
                     break;
                 }
                 done = poll_oldest(&mut self.pending), if !self.pending.is_empty() => {
-                    if let Some((xid, Err(_))) = done {
-                        self.connection_loss(xid);
+                    if let Some((xid, Err(e))) = done {
+                        self.connection_loss(xid, &e);
                         return None;
                     }
                 }
@@ -726,7 +734,7 @@ impl<B: Backend> Conn<B> {
             return false;
         }
         let permit = self.permit.take();
-        match self.server.backend.submit(cmd).await {
+        match self.server.backend.submit_client(cmd).await {
             Ok(pending) => {
                 // The write stays in process (holding its throttle permit) until applied.
                 let pending: Pending = match permit {
@@ -740,13 +748,23 @@ impl<B: Backend> Conn<B> {
                 self.pending.push_back((xid, pending));
                 true
             }
-            Err(_) => self.connection_loss(xid),
+            Err(e) => self.connection_loss(xid, &e),
         }
     }
 
     /// Answers CONNECTIONLOSS for a write that could not be completed; the connection then
     /// closes and the client reconnects with its session (ARCHITECTURE.md).
-    fn connection_loss(&self, xid: i32) -> bool {
+    ///
+    /// SESSIONMOVED (the client reconnected to another server, and this connection is stale)
+    /// closes the connection without a reply, as ZooKeeper's FinalRequestProcessor does.
+    fn connection_loss(&self, xid: i32, e: &BackendError) -> bool {
+        if e.is_session_moved() {
+            debug!(
+                session = format_args!("0x{:x}", self.session_id),
+                "session moved; closing"
+            );
+            return false;
+        }
         let last = self.server.backend.last_applied();
         self.send(self.header(xid, last, ErrorCode::ConnectionLoss));
         false
@@ -757,7 +775,10 @@ impl<B: Backend> Conn<B> {
     async fn complete_oldest(&mut self) -> bool {
         match self.pending.pop_front() {
             None => true,
-            Some((xid, pending)) => pending.await.is_ok() || self.connection_loss(xid),
+            Some((xid, pending)) => match pending.await {
+                Ok(_) => true,
+                Err(e) => self.connection_loss(xid, &e),
+            },
         }
     }
 
