@@ -131,8 +131,16 @@ def parse_junit(path):
     return counts, failures, skips
 
 
-def run(host, server, out_dir, server_log=None):
-    """Run the suite; returns the result dict (also written as JSON)."""
+def run(host, server, out_dir, server_log=None, suite="kazoo", plugins=(), plugin_dirs=(), env_extra=None,
+        deselect_files=(DESELECTED,), tests=("kazoo/tests",), run_timeout=RUN_TIMEOUT, extra_results=None):
+    """Run the suite; returns the result dict (also written as JSON).
+
+    host is host:port, or a comma list for an ensemble (kazoo_external.py); server_log a
+    path or a list of them. The keyword arguments let another suite (rolling) run the same
+    tests its own way: more pytest plugins (-p, found in plugin_dirs), environment, more
+    deselection files, a subset of tests (pytest paths or node ids, relative to the sdist),
+    its own time bound, and extra_results(result) to add to the result before it is written.
+    """
     setup()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,17 +150,18 @@ def run(host, server, out_dir, server_log=None):
     for f in (junit, jsonf):
         if f.exists():
             f.unlink()
-    deselected = read_deselected()
-    cmd = [
-        str(VENV_PY), "-m", "pytest",
-        "-p", "kazoo_external",
+    deselected = [d for f in deselect_files for d in read_deselected(f)]
+    cmd = [str(VENV_PY), "-m", "pytest", "-p", "kazoo_external"]
+    for plugin in plugins:
+        cmd += ["-p", plugin]
+    cmd += [
         "-p", "no:cacheprovider",
         "-o", "log_cli=false",
         "-o", "timeout=%d" % TEST_TIMEOUT,
         "--color=no", "-v", "-ra",
         "--junitxml=%s" % junit,
-        "kazoo/tests",
     ]
+    cmd += list(tests)
     for node, _ in deselected:
         cmd += ["--deselect", node]
     env = dict(os.environ)
@@ -163,22 +172,25 @@ def run(host, server, out_dir, server_log=None):
             del env[k]
     env["ZK_HOST"] = host
     if server_log:
-        env["ZK_SERVER_LOG"] = str(server_log)
-    env["PYTHONPATH"] = str(HERE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        logs = server_log if isinstance(server_log, (list, tuple)) else [server_log]
+        env["ZK_SERVER_LOG"] = os.pathsep.join(str(f) for f in logs)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE)] + [str(d) for d in plugin_dirs]
+                                        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(env_extra or {})
     log("running kazoo %s tests against %s (%s); log: %s" % (KAZOO_VERSION, server, host, logf))
     started = time.monotonic()
     timed_out = False
     with open(logf, "wb") as lf:
         try:
             proc = subprocess.run(cmd, cwd=SRC, env=env, stdout=lf, stderr=subprocess.STDOUT,
-                                  timeout=RUN_TIMEOUT)
+                                  timeout=run_timeout)
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc, timed_out = None, True
     duration = time.monotonic() - started
     result = {
-        "suite": "kazoo",
+        "suite": suite,
         "server": server,
         "kazoo_version": KAZOO_VERSION,
         "host": host,
@@ -197,8 +209,10 @@ def run(host, server, out_dir, server_log=None):
             result["error"] = "pytest exited with status %s (see %s)" % (rc, logf)
     else:
         result.update({"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "failures": [], "skips": []})
-        result["error"] = ("pytest timed out after %ss" % RUN_TIMEOUT) if timed_out else \
+        result["error"] = ("pytest timed out after %ss" % run_timeout) if timed_out else \
             "pytest wrote no junit report (exit status %s; see %s)" % (rc, logf)
+    if extra_results:
+        extra_results(result)
     jsonf.write_text(json.dumps(result, indent=2) + "\n")
     log("%s: %d passed, %d failed, %d skipped, %d deselected in %.0fs"
         % (server, result["passed"], result["failed"], result["skipped"], result["deselected"], duration))

@@ -6,9 +6,12 @@
 #   apache-zk.sh start <name> <port>   fresh .cache/run/<name>/, start, wait for imok
 #   apache-zk.sh restart <name> <port> start again on the existing run dir and data
 #   apache-zk.sh stop <name>           kill the recorded PID and wait for it
+#   apache-zk.sh kill <name>           SIGKILL the recorded PID (a crash; `restart` brings it back)
 #   apache-zk.sh status <name>         exit 0 if running
 #
 # The server listens on 127.0.0.1:<port> only. See compat-tests/README.md.
+# COMPAT_ZK_MEMBERS=<port1>,<port2>,<port3> at `start`: the server is the member
+# of that ensemble whose client port is <port> (lib/common.sh, ensemble_lines).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -72,6 +75,7 @@ case "$cmd" in
     classpath) fetch; echo "$ZK_LIB/*" ;;
     start|restart) [[ $# -eq 2 ]] || die "usage: $cmd <name> <port>"; start_or_restart "$cmd" "$@" fetch ;;
     stop) [[ $# -eq 1 ]] || die "usage: stop <name>"; stop_server "$1" ;;
+    kill) [[ $# -eq 1 ]] || die "usage: kill <name>"; kill_server "$1" ;;
     status) [[ $# -eq 1 ]] || die "usage: status <name>"; server_status "$1" ;;
-    *) die "usage: $(basename "$0") fetch|classpath|start|restart <name> <port>|stop <name>|status <name>" ;;
+    *) die "usage: $(basename "$0") fetch|classpath|start|restart <name> <port>|stop|kill <name>|status <name>" ;;
 esac

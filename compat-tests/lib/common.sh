@@ -45,6 +45,29 @@ four_letter() {
     timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf '%s' '$2' >&3 && cat <&3" 2>/dev/null
 }
 
+# server_line N PORT: the zoo.cfg line of member N whose client port is PORT
+# (quorum PORT+1, election PORT+2, all on 127.0.0.1), as both server kinds read it
+server_line() {
+    echo "server.$1=127.0.0.1:$(($2 + 1)):$(($2 + 2)):participant;127.0.0.1:$2"
+}
+
+# ensemble_lines PORT MYID_FILE: member mode. COMPAT_ZK_MEMBERS lists the client
+# ports of every member in order (member N is the Nth; each also uses port+1 and
+# port+2); the server on PORT is one of them. Prints their server.N lines and
+# writes this member's N to MYID_FILE.
+ensemble_lines() {
+    local port="$1" myid_file="$2" members p n=0 me=0
+    IFS=, read -r -a members <<< "$COMPAT_ZK_MEMBERS"
+    for p in "${members[@]}"; do
+        n=$((n + 1))
+        [[ "$p" =~ ^[0-9]+$ ]] || die "bad COMPAT_ZK_MEMBERS '$COMPAT_ZK_MEMBERS' (client ports, comma separated)"
+        (( p == port )) && me=$n
+        server_line "$n" "$p"
+    done
+    (( me > 0 )) || die "port $port is not in COMPAT_ZK_MEMBERS '$COMPAT_ZK_MEMBERS'"
+    echo "$me" > "$myid_file"
+}
+
 # prepare_run_dir NAME PORT: fresh run dir with data/, zoo.cfg and jaas.conf.
 # The same zoo.cfg is written for every server kind.
 prepare_run_dir() {
@@ -63,13 +86,17 @@ EOF
     # (standaloneEnabled=false + server.1): Apache ZooKeeper answers reconfig
     # with UNIMPLEMENTED in standalone mode, and kazoo's TestReconfig needs it.
     # It uses <port>+1 (quorum) and <port>+2 (election) on 127.0.0.1 too.
-    # COMPAT_ZK_STANDALONE=1 gives a plain standalone server instead.
+    # COMPAT_ZK_STANDALONE=1 gives a plain standalone server instead;
+    # COMPAT_ZK_MEMBERS makes it one member of a larger ensemble (ensemble_lines).
     local ensemble
-    if [[ "${COMPAT_ZK_STANDALONE:-0}" == 1 ]]; then
+    if [[ -n "${COMPAT_ZK_MEMBERS:-}" ]]; then
+        ensemble="standaloneEnabled=false
+$(ensemble_lines "$port" "$dir/data/myid")" || exit 1
+    elif [[ "${COMPAT_ZK_STANDALONE:-0}" == 1 ]]; then
         ensemble="standaloneEnabled=true"
     else
         ensemble="standaloneEnabled=false
-server.1=127.0.0.1:$((port + 1)):$((port + 2)):participant;127.0.0.1:$port"
+$(server_line 1 "$port")"
         echo 1 > "$dir/data/myid"
     fi
     cat > "$dir/zoo.cfg" <<EOF
@@ -158,6 +185,26 @@ stop_server() {
             kill -KILL "$pid" 2>/dev/null || true
             while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
         fi
+    fi
+    rm -f "$pidfile"
+}
+
+# kill_server NAME: SIGKILL the PID recorded for NAME (a crash, for the rolling
+# suite) and wait until it is gone; `restart` starts it again on its data.
+kill_server() {
+    local name="$1" dir="$RUN_ROOT/$1"
+    local pidfile="$dir/server.pid"
+    [[ -f "$pidfile" ]] || die "no server recorded for '$name'"
+    local pid; pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null && pid_is_ours "$pid" "$dir"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        # gone, or a zombie nobody has reaped yet (its ports are closed either way)
+        while kill -0 "$pid" 2>/dev/null && [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]]; do
+            sleep 0.05
+        done
+        echo "server '$name' (pid $pid) killed with SIGKILL" >&2
+    else
+        echo "server '$name' (pid $pid) was not running" >&2
     fi
     rm -f "$pidfile"
 }

@@ -41,6 +41,8 @@ sys.path.insert(0, str(COMPAT_DIR / "curator"))
 import curator_suite  # noqa: E402
 sys.path.insert(0, str(COMPAT_DIR / "kafka"))
 import kafka_suite  # noqa: E402
+sys.path.insert(0, str(COMPAT_DIR / "rolling"))
+import rolling_suite  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
@@ -52,6 +54,7 @@ SUITES["rawauth"] = 70  # rawframes' enforce_auth cases, servers with enforce.au
 SUITES["differential"] = 50  # runs both servers at once (differential/differential.py)
 SUITES["curator"] = 40  # Apache Curator recipes, Maven + JUnit 5 (curator/curator_suite.py)
 SUITES["kafka"] = 60  # two Kafka 3.9 brokers in ZooKeeper mode (kafka/kafka_suite.py)
+SUITES["rolling"] = 80  # kazoo's tests on a 3-member ensemble, rolling kills (rolling/rolling_suite.py)
 EXIT_NOT_BUILT = 3
 
 
@@ -64,7 +67,8 @@ def _raise_interrupt(signum, frame):
 
 
 def port_for(server, suite, base):
-    # A server uses port, port+1, port+2 (client, quorum, election).
+    # A server uses port, port+1, port+2 (client, quorum, election). The rolling suite's
+    # three members use port .. port+8 (rolling/rolling_ensemble.py), below the next offset.
     return base + SERVERS[server]["offset"] + SUITES[suite]
 
 
@@ -230,7 +234,10 @@ def cell_text(cell):
     if cell is None:
         return "-"
     if cell["status"] == "ran":
-        return "%d passed, %d failed, %d skipped" % (cell["passed"], cell["failed"], cell["skipped"])
+        text = "%d passed, %d failed, %d skipped" % (cell["passed"], cell["failed"], cell["skipped"])
+        if "kills" in cell:
+            text += ", %d kills" % cell["kills"]
+        return text
     return "%s: %s" % (cell["status"], cell.get("reason", ""))
 
 
@@ -326,7 +333,7 @@ def main(argv=None):
             return 1
         zk_lib = p.stdout.strip().rstrip("*").rstrip("/")
         timings["prepare apache-zk jars"] = time.monotonic() - t
-    if runnable and "kazoo" in suites:
+    if runnable and ("kazoo" in suites or "rolling" in suites):
         t = time.monotonic()
         kazoo_suite.setup()
         timings["prepare kazoo venv"] = time.monotonic() - t
@@ -365,6 +372,19 @@ def main(argv=None):
             if server in not_built:
                 cells[(server, suite)] = {"status": "not run", "reason": "ferrokeeper binary not built"}
                 say("  not run: ferrokeeper binary not built")
+                continue
+            if suite == "rolling":  # an ensemble of three, started and stopped by the suite
+                try:
+                    cell = rolling_suite.harness_cell(server, SERVERS[server]["script"], port,
+                                                      RESULTS / suite, say)
+                except KeyboardInterrupt:
+                    say("interrupted; the rolling suite stopped its members")
+                    raise
+                except Exception as e:  # a suite crash is a harness error, reported in the matrix
+                    cell = {"status": "error", "reason": "%s: %s" % (type(e).__name__, e)}
+                cell["duration_s"] = round(time.monotonic() - t, 1)
+                timings["%s on %s" % (suite, server)] = time.monotonic() - t
+                cells[(server, suite)] = cell
                 continue
             failure = start_server(server, name, port, SUITE_SERVER_CONFIG.get(suite, ""))
             if failure:

@@ -4,6 +4,7 @@
 #   ferrokeeper.sh start <name> <port>   fresh .cache/run/<name>/, start, wait for imok
 #   ferrokeeper.sh restart <name> <port> start again on the existing run dir and data
 #   ferrokeeper.sh stop <name>           kill the recorded PID and wait for it
+#   ferrokeeper.sh kill <name>           SIGKILL the recorded PID (a crash; `restart` brings it back)
 #   ferrokeeper.sh status <name>         exit 0 if running
 #   ferrokeeper.sh check                 exit 3 if the binary is not built
 #
@@ -41,6 +42,7 @@ case "$cmd" in
     check) check_bin ;;
     start|restart) [[ $# -eq 2 ]] || die "usage: $cmd <name> <port>"; start_or_restart "$cmd" "$@" check_bin ;;
     stop) [[ $# -eq 1 ]] || die "usage: stop <name>"; stop_server "$1" ;;
+    kill) [[ $# -eq 1 ]] || die "usage: kill <name>"; kill_server "$1" ;;
     status) [[ $# -eq 1 ]] || die "usage: status <name>"; server_status "$1" ;;
-    *) die "usage: $(basename "$0") check|start|restart <name> <port>|stop <name>|status <name>" ;;
+    *) die "usage: $(basename "$0") check|start|restart <name> <port>|stop|kill <name>|status <name>" ;;
 esac

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""rolling suite: kazoo's own tests against a 3-server ensemble, one member killed at a time.
+
+    rolling_suite.py setup                                   kazoo's venv (kazoo_suite.py setup)
+    rolling_suite.py run --server KIND --port P [--out-dir DIR]   start, run, stop
+
+The tests are the kazoo suite's (kazoo/kazoo_suite.py runs them, with the
+kazoo_external plugin pointed at all three members), plus the
+rolling_restarts plugin, which SIGKILLs one member every
+COMPAT_ROLLING_EVERY tests and restarts it before killing the next
+(rolling_restarts.py has the schedule). The ensemble: three members of one
+server kind on 127.0.0.1, client ports P, P+3, P+6 (rolling_ensemble.py).
+
+Settings (environment):
+  COMPAT_ROLLING_EVERY        tests between kills (default 25)
+  COMPAT_ROLLING_TESTS        "all" (default: kazoo's whole suite) or "subset"
+                              (SUBSET below), or pytest paths/node ids separated by spaces
+  COMPAT_ROLLING_RUN_TIMEOUT  seconds for the whole pytest run (default 1800)
+
+Output in DIR (results/rolling/): KIND.json (counts, failures, skips, the
+kills and restarts), KIND.junit.xml, KIND.log (pytest, with a line per kill
+and restart), KIND.restarts.jsonl (one JSON line per event),
+KIND.ensemble.json (the members). Deselected: kazoo/deselected.txt plus
+rolling/deselected.txt. A run in which no member was killed is an error.
+Standard library only.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COMPAT_DIR = HERE.parent
+sys.path.insert(0, str(COMPAT_DIR / "kazoo"))
+sys.path.insert(0, str(HERE))
+import kazoo_suite  # noqa: E402
+import rolling_ensemble  # noqa: E402
+
+DESELECTED = HERE / "deselected.txt"
+PLUGIN = "rolling_restarts"
+DEFAULT_EVERY = 25
+# A shorter run for a tight time budget (COMPAT_ROLLING_TESTS=subset): the client, connection,
+# auth and recipe tests with kazoo's default (threading) handler. Left out: the gevent and
+# eventlet copies of the client and recipe tests, and the modules that test the handlers,
+# selectors, retry, paths and host parsing without a server doing anything ensemble-specific.
+SUBSET = [
+    "kazoo/tests/test_client.py", "kazoo/tests/test_connection.py", "kazoo/tests/test_sasl.py",
+    "kazoo/tests/test_lock.py", "kazoo/tests/test_cache.py", "kazoo/tests/test_watchers.py",
+    "kazoo/tests/test_election.py", "kazoo/tests/test_party.py", "kazoo/tests/test_queue.py",
+    "kazoo/tests/test_barrier.py", "kazoo/tests/test_counter.py", "kazoo/tests/test_lease.py",
+    "kazoo/tests/test_partitioner.py",
+]
+START_WAIT = 120
+
+
+def log(msg):
+    print("[rolling] %s" % msg, file=sys.stderr, flush=True)
+
+
+def setup():
+    kazoo_suite.setup()
+
+
+def every():
+    n = int(os.environ.get("COMPAT_ROLLING_EVERY", DEFAULT_EVERY))
+    if n < 1:
+        raise ValueError("COMPAT_ROLLING_EVERY must be at least 1")
+    return n
+
+
+def tests_selected():
+    sel = os.environ.get("COMPAT_ROLLING_TESTS", "all").strip() or "all"
+    if sel == "all":
+        return "all", ["kazoo/tests"]
+    if sel == "subset":
+        return "subset", list(SUBSET)
+    return "custom", sel.split()
+
+
+def read_events(path):
+    if not Path(path).exists():
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def summarize(events):
+    """The figures the report needs from the plugin's events."""
+    kills = [e for e in events if e["event"] == "kill"]
+    restarts = [e for e in events if e["event"] == "restart"]
+    errors = [e for e in events if e["event"] == "error"]
+    back = [e["serving_after_s"] for e in restarts]
+    takeover = [e["after_s"] for e in events if e["event"] == "survivors_serving"]
+    return {
+        "kills": len(kills),
+        "leader_kills": sum(1 for e in kills if e.get("mode_before") == "leader"),
+        "restarts": len(restarts),
+        "killed_members": [e["member"] for e in kills],
+        "restart_serving_s_max": max(back) if back else None,
+        "survivors_serving_s_max": max(takeover) if takeover else None,
+        "finished": any(e["event"] == "finish" for e in events),
+        "rolling_errors": [e["error"] for e in errors],
+    }
+
+
+def run(ensemble, server, out_dir):
+    """Run kazoo's tests against the running ensemble; returns the result dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = out_dir / ("%s.ensemble.json" % server)
+    events = out_dir / ("%s.restarts.jsonl" % server)
+    spec.write_text(json.dumps(ensemble.spec(), indent=2) + "\n")
+    if events.exists():
+        events.unlink()
+    selection, tests = tests_selected()
+    n = every()
+
+    def add_events(result):
+        evs = read_events(events)
+        result.update(summarize(evs))
+        result.update({"kill_every": n, "tests_selection": selection, "members": ensemble.connect_string,
+                       "events_file": str(events), "events": evs})
+        if result["rolling_errors"] and "error" not in result:
+            result["error"] = "rolling restarts: %s" % result["rolling_errors"][0]
+        elif result["rolling_errors"]:
+            result["error"] += "; rolling restarts: %s" % result["rolling_errors"][0]
+        if result["kills"] == 0 and "error" not in result:
+            result["error"] = "no member was killed (%d tests, one kill every %d)" % (
+                result["passed"] + result["failed"] + result["skipped"], n)
+
+    env = {"COMPAT_ROLLING_SPEC": str(spec), "COMPAT_ROLLING_EVENTS": str(events),
+           "COMPAT_ROLLING_EVERY": str(n)}
+    log("%s ensemble %s, one SIGKILL every %d tests, tests: %s" % (server, ensemble.connect_string, n, selection))
+    res = kazoo_suite.run(ensemble.connect_string, server, out_dir,
+                          [ensemble.log_file(m) for m in range(1, len(ensemble.ports) + 1)],
+                          suite="rolling", plugins=[PLUGIN], plugin_dirs=[HERE], env_extra=env,
+                          deselect_files=(kazoo_suite.DESELECTED, DESELECTED), tests=tests,
+                          run_timeout=int(os.environ.get("COMPAT_ROLLING_RUN_TIMEOUT", "1800")),
+                          extra_results=add_events)
+    log("%s: %d kills (%d of a leader), %d restarts" % (server, res["kills"], res["leader_kills"], res["restarts"]))
+    return res
+
+
+def harness_cell(server, script, first_port, out_dir, say):
+    """compat.py's entry point: start the ensemble, run, stop; returns the matrix cell."""
+    ens = rolling_ensemble.Ensemble(server, script, "%s-rolling" % server, first_port)
+    say("  members on 127.0.0.1:%s (each also +1, +2)" % ",".join(str(p) for p in ens.ports))
+    t = time.monotonic()
+    err = ens.start()
+    if err:
+        say(err)
+        return {"status": "error", "reason": "ensemble failed to start: %s" % err.splitlines()[-1]}
+    try:
+        try:
+            modes = ens.wait_serving(timeout=START_WAIT)
+        except (TimeoutError, RuntimeError) as e:
+            say("  %s" % e)
+            return {"status": "error", "reason": "ensemble did not serve: %s" % e}
+        say("  ensemble serving after %.1fs: %s" % (time.monotonic() - t, json.dumps(modes)))
+        res = run(ens, server, out_dir)
+    finally:
+        msg = ens.stop()
+        if msg:
+            say(msg)
+    keys = ("passed", "failed", "skipped", "deselected", "errors", "pytest_exit_code", "kills", "leader_kills",
+            "restarts", "kill_every", "tests_selection", "restart_serving_s_max", "survivors_serving_s_max")
+    cell = {"status": "ran"}
+    cell.update({k: res[k] for k in keys})
+    cell["failed_tests"] = [f["id"] for f in res["failures"]]
+    if "error" in res:
+        cell["status"] = "error"
+        cell["reason"] = res["error"]
+    return cell
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("setup")
+    r = sub.add_parser("run")
+    r.add_argument("--server", required=True, choices=("apache", "ferrokeeper"))
+    r.add_argument("--port", type=int, required=True, help="client port of member 1 (members: P, P+3, P+6)")
+    r.add_argument("--out-dir", default=str(COMPAT_DIR / "results" / "rolling"))
+    args = ap.parse_args(argv)
+    setup()
+    if args.cmd == "setup":
+        return 0
+    script = COMPAT_DIR / "lib" / ("apache-zk.sh" if args.server == "apache" else "ferrokeeper.sh")
+    cell = harness_cell(args.server, script, args.port, args.out_dir, lambda m: print(m, flush=True))
+    print(json.dumps(cell, indent=2))
+    return 0 if cell["status"] == "ran" and cell["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
