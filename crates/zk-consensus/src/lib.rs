@@ -78,6 +78,9 @@ const RELEASE_WAIT: Duration = Duration::from_secs(10);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// ZooKeeper's default `tickTime`, used when the configured one is 0.
 const DEFAULT_TICK_MS: u64 = 2000;
+/// The shortest election timeouts, whatever the tickTime.
+const ELECTION_MIN_FLOOR_MS: u64 = 150;
+const ELECTION_MAX_FLOOR_MS: u64 = 300;
 
 /// What [`Consensus::start`] needs.
 #[derive(Clone, Debug)]
@@ -89,7 +92,7 @@ pub struct ConsensusConfig {
     /// Directory of the state machine and its snapshots (ZooKeeper's `dataDir`).
     pub state_dir: PathBuf,
     /// ZooKeeper's `tickTime` in ms: the heartbeat is tick/20 (≥ 20 ms), the election timeout
-    /// is tick/2 ..= tick (so 100 ms and 1–2 s for the default 2000).
+    /// is tick/4 ..= tick/2 (so 100 ms and 0.5–1 s for the default 2000; at least 150–300 ms).
     pub tick_ms: u64,
     /// The ensemble: node id → peer address (`host:port`, ZooKeeper's `server.N` host and
     /// quorum port), this node included. Empty: a one-member cluster without a network.
@@ -275,6 +278,64 @@ struct Inner {
     observer: bool,
     /// On the leader: the server each session's connection is on (see `claim_session`).
     owners: Arc<std::sync::Mutex<Owners>>,
+    /// When this node last accepted an append (or heartbeat) from a leader, in ms since
+    /// `started` (0: never).
+    last_append_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Inner {
+    /// Records an append accepted from the leader (see `hasten_elections`).
+    pub(crate) fn heard_from_leader(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_append_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+}
+
+/// Starts an election as soon as the other voters would grant it after the leader fell silent.
+///
+/// openraft's followers refuse to vote while their leader lease lasts (the election timeout's
+/// upper bound since the last heartbeat), and each follower's own election timer is drawn
+/// below that bound, so the first attempt after a leader dies is always refused and the
+/// election comes a second timeout later. This task asks for the election once the lease has
+/// run out (`lease`, plus `stagger` so that the followers do not split the vote), once per
+/// silence. It only hastens what the timers would do anyway.
+async fn hasten_elections(
+    node: std::sync::Weak<Inner>,
+    lease: Duration,
+    stagger: Duration,
+    period: Duration,
+) {
+    let mut fired_for = 0;
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = node.upgrade() else {
+            return;
+        };
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        let last = inner.last_append_ms.load(Ordering::Relaxed);
+        let silent = Duration::from_millis(
+            (inner.started.elapsed().as_millis() as u64).saturating_sub(last),
+        );
+        let following = {
+            let metrics = inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.state == ServerState::Follower && m.current_leader.is_some()
+        };
+        if last == 0 || last == fired_for || !following || silent < lease + stagger {
+            continue;
+        }
+        fired_for = last;
+        tracing::info!(
+            silent_ms = silent.as_millis() as u64,
+            "no heartbeat from the leader for its whole lease: starting an election"
+        );
+        if inner.raft.trigger().elect(false).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The leader's table of session owners.
@@ -393,9 +454,14 @@ fn raft_config(tick_ms: u64, snap_count: u64) -> Result<openraft::Config, Consen
     } else {
         tick_ms
     };
+    // Elections after a quarter to half a tick without a heartbeat (500-1000 ms for the
+    // default 2000), at least 5 heartbeats and 150 ms; openraft's leader lease, during which
+    // followers refuse to vote, is the upper bound.
     let heartbeat = (tick / 20).clamp(20, 500);
-    let election_min = (tick / 2).max(heartbeat * 5);
-    let election_max = tick.max(election_min + heartbeat);
+    let election_min = (tick / 4).max(heartbeat * 5).max(ELECTION_MIN_FLOOR_MS);
+    let election_max = (tick / 2)
+        .max(election_min + 2 * heartbeat)
+        .max(ELECTION_MAX_FLOOR_MS);
     let snap_count = if snap_count == 0 {
         DEFAULT_SNAP_COUNT
     } else {
@@ -481,6 +547,7 @@ impl Consensus {
             (config.peers.len() > 1).then(|| Duration::from_millis(raft_cfg.election_timeout_max));
         let keep_behind_snapshot = raft_cfg.max_in_snapshot_log_to_keep;
         let heartbeat_ms = raft_cfg.heartbeat_interval;
+        let election_max_ms = raft_cfg.election_timeout_max;
         // Connections to peers come from this replica's own address (when it is an IP).
         let local_ip = config
             .peers
@@ -542,6 +609,8 @@ impl Consensus {
                 local_ip,
                 observer: config.observers.contains(&config.node_id),
                 owners,
+                last_append_ms: AtomicU64::new(0),
+                started: Instant::now(),
             }),
         };
         if let Some(listener) = listener {
@@ -549,6 +618,22 @@ impl Consensus {
                 listener,
                 Arc::downgrade(&consensus.inner),
                 consensus.inner.stop.subscribe(),
+            ));
+        }
+        let voters: Vec<u64> = config
+            .peers
+            .keys()
+            .filter(|id| !config.observers.contains(id))
+            .copied()
+            .collect();
+        if let Some(rank) = voters.iter().position(|id| *id == config.node_id)
+            && voters.len() > 1
+        {
+            tokio::spawn(hasten_elections(
+                Arc::downgrade(&consensus.inner),
+                Duration::from_millis(election_max_ms),
+                Duration::from_millis(2 * heartbeat_ms * rank as u64),
+                Duration::from_millis(heartbeat_ms / 2),
             ));
         }
         if !config.observers.is_empty() {
@@ -1123,7 +1208,7 @@ mod tests {
                 c.election_timeout_min,
                 c.election_timeout_max
             ),
-            (100, 1000, 2000)
+            (100, 500, 1000)
         );
         let c = raft_config(0, 0).unwrap();
         assert_eq!(c.heartbeat_interval, 100);
@@ -1134,7 +1219,16 @@ mod tests {
                 c.election_timeout_min,
                 c.election_timeout_max
             ),
-            (20, 100, 120)
+            (20, 150, 300)
+        );
+        let c = raft_config(10_000, 0).unwrap();
+        assert_eq!(
+            (
+                c.heartbeat_interval,
+                c.election_timeout_min,
+                c.election_timeout_max
+            ),
+            (500, 2500, 5000)
         );
     }
 

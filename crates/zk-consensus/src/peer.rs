@@ -13,6 +13,7 @@ use std::io;
 use std::sync::Weak;
 
 use bytes::Bytes;
+use openraft::raft::AppendEntriesResponse;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -71,14 +72,16 @@ async fn connection(stream: TcpStream, node: Weak<Inner>, mut stop: watch::Recei
         };
         let consensus = Consensus { inner };
         let reply = match req {
-            PeerRequest::Append(rpc) => Some(PeerReply::Append(
-                consensus
-                    .inner
-                    .raft
-                    .append_entries(rpc)
-                    .await
-                    .map_err(|e| e.to_string()),
-            )),
+            PeerRequest::Append(rpc) => {
+                let reply = consensus.inner.raft.append_entries(rpc).await;
+                if reply
+                    .as_ref()
+                    .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)))
+                {
+                    consensus.inner.heard_from_leader();
+                }
+                Some(PeerReply::Append(reply.map_err(|e| e.to_string())))
+            }
             PeerRequest::Vote(rpc) => Some(PeerReply::Vote(
                 consensus
                     .inner
