@@ -199,6 +199,8 @@ impl Config {
         }
         c.server_id = server_id(&kv, &c.data_dir)?;
         (c.peers, c.observers) = peers(&kv)?;
+        let one_member = kv.get("standaloneEnabled").is_some_and(|v| v == "false");
+        c.session.ensemble_config = ensemble_config(&kv, !c.peers.is_empty() || one_member)?;
         if c.peers.len() > 1 && c.observers.len() == c.peers.len() {
             bail!("an ensemble needs at least one participant (every server.N line says observer)");
         }
@@ -286,6 +288,45 @@ fn peers(
         observers.clear();
     }
     Ok((peers, observers))
+}
+
+/// ZooKeeper's dynamic configuration as `/zookeeper/config` holds it for an ensemble (or a
+/// one-member ensemble with `standaloneEnabled=false`): each `server.N` line in id order with
+/// its role spelled out and a port-only client address as `0.0.0.0:port`, then `version=0`
+/// (no reconfig has happened), without a final newline. `None` for a standalone server.
+fn ensemble_config(
+    kv: &BTreeMap<String, String>,
+    ensemble: bool,
+) -> anyhow::Result<Option<String>> {
+    let mut lines = BTreeMap::new();
+    for (k, v) in kv {
+        let Some(id) = k.strip_prefix("server.") else {
+            continue;
+        };
+        let id: u64 = id
+            .parse()
+            .with_context(|| format!("{k}: not a server id"))?;
+        let (server, client) = match v.split_once(';') {
+            Some((s, c)) => (s, Some(c.trim())),
+            None => (v.as_str(), None),
+        };
+        let server = match server.split(':').count() {
+            3 => format!("{server}:participant"),
+            _ => server.to_string(),
+        };
+        let line = match client {
+            None => format!("server.{id}={server}"),
+            Some(c) if !c.contains(':') => format!("server.{id}={server};0.0.0.0:{c}"),
+            Some(c) => format!("server.{id}={server};{c}"),
+        };
+        lines.insert(id, line);
+    }
+    if !ensemble || lines.is_empty() {
+        return Ok(None);
+    }
+    let mut out: Vec<String> = lines.into_values().collect();
+    out.push("version=0".into());
+    Ok(Some(out.join("\n")))
 }
 
 /// The server id: `myid` in dataDir if present, else the only `server.N` line, else 1.
@@ -401,6 +442,26 @@ mod tests {
         assert_eq!(c.peers.len(), 4);
         assert_eq!(c.peers[&4], "127.0.0.1:2891");
         assert_eq!(c.observers, std::collections::BTreeSet::from([4]));
+        assert_eq!(
+            c.session.ensemble_config.as_deref(),
+            Some(
+                "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+                 server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+                 server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\n\
+                 server.4=127.0.0.1:2891:3891:observer;0.0.0.0:2184\nversion=0"
+            )
+        );
+        // One server line: an ensemble of one only with standaloneEnabled=false.
+        let one = "server.1=127.0.0.1:2888:3888;127.0.0.1:2181\n";
+        assert_eq!(Config::parse(one).unwrap().session.ensemble_config, None);
+        assert_eq!(
+            Config::parse(&format!("standaloneEnabled=false\n{one}"))
+                .unwrap()
+                .session
+                .ensemble_config
+                .as_deref(),
+            Some("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=0")
+        );
         assert!(c.ignored.iter().all(|k| k != "snapCount"));
         assert!(
             Config::parse(&format!(

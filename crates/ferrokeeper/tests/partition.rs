@@ -156,7 +156,11 @@ async fn tree(c: &mut Raw) -> BTreeMap<String, (Option<Bytes>, Vec<u8>)> {
         let data = GetDataResponse::decode(&mut Reader::new(body)).unwrap();
         let mut stat = bytes::BytesMut::new();
         data.stat.encode(&mut stat);
-        out.insert(path.clone(), (data.data, stat.to_vec()));
+        // /zookeeper/config is each server's own view of the configuration, stamped with its
+        // startup time as ZooKeeper does; it is not part of the replicated tree.
+        if path != "/zookeeper/config" {
+            out.insert(path.clone(), (data.data, stat.to_vec()));
+        }
         let (h, body) = c
             .call(&Request::GetChildren(GetChildrenRequest {
                 path: Some(path.clone()),
@@ -188,6 +192,22 @@ async fn scenario() {
 
     // A client of the leader owns an ephemeral and has written.
     let mut a = synced_client(servers[l].client).await;
+    // /zookeeper/config lists the ensemble as ZooKeeper's does (static config: version 0).
+    let (h, body) = a.call(&get("/zookeeper/config")).await;
+    assert_eq!(h.err, 0);
+    let config = GetDataResponse::decode(&mut Reader::new(body)).unwrap();
+    assert_eq!(
+        config.data.as_deref(),
+        Some(
+            &b"server.1=127.0.0.11:2888:3888:participant;127.0.0.11:2181\n\
+               server.2=127.0.0.12:2888:3888:participant;127.0.0.12:2181\n\
+               server.3=127.0.0.13:2888:3888:participant;127.0.0.13:2181\nversion=0"[..]
+        )
+    );
+    assert_eq!(
+        (config.stat.version, config.stat.aversion, config.stat.mzxid),
+        (-1, -1, 0)
+    );
     assert_eq!(a.call(&create("/eph", 1)).await.0.err, 0);
     assert_eq!(a.call(&create("/before", 0)).await.0.err, 0);
     let (session, passwd) = (a.session_id, a.passwd.clone());

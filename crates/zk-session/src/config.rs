@@ -63,6 +63,10 @@ pub struct SessionConfig {
     pub container_check_interval_ms: u64,
     /// `znode.container.maxPerMinute`: the most such nodes deleted per minute.
     pub container_max_per_minute: u32,
+    /// What `/zookeeper/config` reads as on an ensemble member (ZooKeeper's dynamic config:
+    /// the `server.N` lines and `version=…`), from zoo.cfg; `None` on a standalone server,
+    /// whose `/zookeeper/config` is the empty node in the tree.
+    pub ensemble_config: Option<String>,
 }
 
 /// `4lw.commands.whitelist`.
@@ -126,6 +130,7 @@ impl Default for SessionConfig {
             throttled_op_wait_ms: 0,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
+            ensemble_config: None,
         }
     }
 }

@@ -258,6 +258,7 @@ async fn serve_registered<B: Backend>(
         server: Arc::clone(server),
         info: Arc::clone(info),
         session_id,
+        connection_id,
         tx,
         peer,
         auth: vec![auth::AuthId::new("ip", peer.ip().to_string())],
@@ -359,6 +360,8 @@ async fn write_loop<B>(
 struct Conn<B> {
     server: Arc<Server<B>>,
     session_id: i64,
+    /// This connection's id (the hub routes replies to the connection that sent the request).
+    connection_id: u64,
     tx: Outbox,
     peer: SocketAddr,
     /// The connection's authenticated ids; the first is always `ip:<address>`.
@@ -503,6 +506,9 @@ impl<B: Backend> Conn<B> {
             Request::CloseSession => {
                 let cmd = Command::internal(self.session_id, xid, Op::CloseSession);
                 self.server.tracker.forget(self.session_id);
+                self.server
+                    .hub
+                    .await_reply(self.session_id, self.connection_id, xid);
                 if let Ok(pending) = self.server.backend.submit_client(cmd).await {
                     let _ = pending.await;
                 }
@@ -734,6 +740,8 @@ impl<B: Backend> Conn<B> {
             return false;
         }
         let permit = self.permit.take();
+        let hub = &self.server.hub;
+        hub.await_reply(self.session_id, self.connection_id, xid);
         match self.server.backend.submit_client(cmd).await {
             Ok(pending) => {
                 // The write stays in process (holding its throttle permit) until applied.
@@ -748,7 +756,10 @@ impl<B: Backend> Conn<B> {
                 self.pending.push_back((xid, pending));
                 true
             }
-            Err(e) => self.connection_loss(xid, &e),
+            Err(e) => {
+                hub.forget_reply(self.session_id, self.connection_id, xid);
+                self.connection_loss(xid, &e)
+            }
         }
     }
 
@@ -795,7 +806,7 @@ impl<B: Backend> Conn<B> {
     /// Answers a read atomically with respect to apply, registering its watch.
     fn read(&self, xid: i32, request: &Request) {
         let backend = Arc::clone(&self.server.backend);
-        backend.read(|tree| {
+        self.server.read_tree(|tree| {
             let zxid = backend.last_applied();
             let frame = match self.read_one(tree, request) {
                 Ok(frame) => frame(self, xid, zxid),
@@ -981,7 +992,7 @@ impl<B: Backend> Conn<B> {
         child: Option<Vec<String>>,
     ) {
         let backend = Arc::clone(&self.server.backend);
-        backend.read(|tree| {
+        self.server.read_tree(|tree| {
             let zxid = backend.last_applied();
             let fire = |event: EventType, path: &str| {
                 self.send(notification(-1, event as i32, path));

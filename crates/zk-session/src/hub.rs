@@ -113,6 +113,11 @@ struct Connection {
 #[derive(Debug, Default)]
 struct State {
     connections: HashMap<i64, Connection>,
+    /// The writes each connection (session, connection id) submitted and awaits the reply
+    /// of, by xid. Apply runs on every replica, and a session's connection may have moved
+    /// here from another server while its old writes were still in flight: a reply goes only
+    /// to the connection that sent the request, as in ZooKeeper.
+    awaited: HashMap<(i64, u64), std::collections::HashSet<i32>>,
     /// Each connected session's authenticated ids, for the READ check on watch delivery.
     auth: HashMap<i64, Vec<AuthId>>,
     pending_sessions: HashMap<i32, oneshot::Sender<i64>>,
@@ -308,8 +313,27 @@ impl Hub {
 
     /// Closes the connection attached to a session, if any.
     pub fn kick(&self, session_id: i64) {
-        if let Some(c) = self.lock().connections.remove(&session_id) {
+        let mut st = self.lock();
+        if let Some(c) = st.connections.remove(&session_id) {
+            st.awaited.remove(&(session_id, c.id));
             c.tx.close();
+        }
+    }
+
+    /// Records that connection `connection_id` of `session_id` submitted the write `xid` and
+    /// waits for its reply (call before submitting it).
+    pub fn await_reply(&self, session_id: i64, connection_id: u64, xid: i32) {
+        self.lock()
+            .awaited
+            .entry((session_id, connection_id))
+            .or_default()
+            .insert(xid);
+    }
+
+    /// Forgets an awaited reply (the write was never submitted).
+    pub fn forget_reply(&self, session_id: i64, connection_id: u64, xid: i32) {
+        if let Some(set) = self.lock().awaited.get_mut(&(session_id, connection_id)) {
+            set.remove(&xid);
         }
     }
 
@@ -328,6 +352,7 @@ impl Hub {
             auth.remove(&session);
             c.tx.close();
         }
+        st.awaited.clear();
     }
 
     /// The tree was replaced by a snapshot (a replica that fell behind the leader's log): the
@@ -358,6 +383,7 @@ impl Hub {
             st.watches.remove_session(session_id);
             st.auth.remove(&session_id);
         }
+        st.awaited.remove(&(session_id, connection_id));
     }
 
     /// Registers a watch (call inside [`crate::Backend::read`]).
@@ -429,7 +455,8 @@ impl Hub {
             (Op::CloseSession, outcome) => {
                 st.watches.remove_session(cmd.session_id);
                 if let Some(c) = st.connections.remove(&cmd.session_id) {
-                    if cmd.xid != 0 {
+                    let awaited = st.awaited.remove(&(cmd.session_id, c.id));
+                    if cmd.xid != 0 && awaited.is_some_and(|set| set.contains(&cmd.xid)) {
                         let frame = write_reply(OpCode::CloseSession, cmd.xid, zxid, outcome);
                         c.tx.frame(frame);
                     }
@@ -437,7 +464,16 @@ impl Hub {
                 }
             }
             (Op::Request(req), outcome) => {
-                if let Some(c) = st.connections.get(&cmd.session_id) {
+                let State {
+                    connections,
+                    awaited,
+                    ..
+                } = &mut *st;
+                if let Some(c) = connections.get(&cmd.session_id)
+                    && awaited
+                        .get_mut(&(cmd.session_id, c.id))
+                        .is_some_and(|set| set.remove(&cmd.xid))
+                {
                     let frame = write_reply(req.opcode(), cmd.xid, zxid, outcome);
                     c.tx.frame(frame);
                     self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use zk_datatree::{Command, Op, reapable};
 use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, TTL_OWNER_PREFIX};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, TreeRead};
 use crate::config::SessionConfig;
 use crate::connection;
 use crate::hub::Hub;
@@ -122,10 +122,64 @@ pub struct Server<B> {
     pub started: Instant,
     /// Permits for requests in process (`request_throttle_max_requests`), if limited.
     pub throttle: Option<Arc<Semaphore>>,
+    /// The wall clock (ms) when the server started: the mtime of an ensemble member's
+    /// `/zookeeper/config`, as ZooKeeper writes that node at startup.
+    started_ms: i64,
     connections_by_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
+/// The applied tree as a client reads it: on an ensemble member `/zookeeper/config` holds the
+/// ensemble's configuration, as ZooKeeper writes that node at startup (outside the log, not
+/// versioned: czxid and mzxid 0, version and aversion -1, mtime the startup time).
+struct ClientView<'a> {
+    tree: &'a dyn TreeRead,
+    config: &'a str,
+    started_ms: i64,
+}
+
+/// The path of ZooKeeper's configuration node.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
+impl TreeRead for ClientView<'_> {
+    fn node(&self, path: &str) -> Option<zk_datatree::Node> {
+        let mut node = self.tree.node(path)?;
+        if path == CONFIG_NODE {
+            node.data = Some(bytes::Bytes::copy_from_slice(self.config.as_bytes()));
+            node.czxid = 0;
+            node.mzxid = 0;
+            node.ctime = 0;
+            node.mtime = self.started_ms;
+            node.version = -1;
+            node.aversion = -1;
+        }
+        Some(node)
+    }
+    fn children(&self, path: &str) -> Vec<String> {
+        self.tree.children(path)
+    }
+    fn ephemerals(&self, session_id: i64) -> Vec<String> {
+        self.tree.ephemerals(session_id)
+    }
+    fn session(&self, session_id: i64) -> Option<zk_datatree::Session> {
+        self.tree.session(session_id)
+    }
+}
+
 impl<B: Backend> Server<B> {
+    /// Runs `f` against the applied tree as clients read it (see [`Backend::read`]: apply is
+    /// excluded while it runs), with an ensemble member's `/zookeeper/config`.
+    pub fn read_tree<T>(&self, f: impl FnOnce(&dyn TreeRead) -> T) -> T {
+        self.backend
+            .read(|tree| match &self.config.ensemble_config {
+                None => f(tree),
+                Some(config) => f(&ClientView {
+                    tree,
+                    config,
+                    started_ms: self.started_ms,
+                }),
+            })
+    }
+
     /// Creates the server state. `hub` must be the one the backend reports applies to.
     pub fn new(config: SessionConfig, backend: Arc<B>, hub: Arc<Hub>) -> Arc<Self> {
         let throttle = (config.request_throttle_max_requests > 0)
@@ -137,6 +191,7 @@ impl<B: Backend> Server<B> {
             tracker: Tracker::default(),
             started: Instant::now(),
             throttle,
+            started_ms: wall_clock_ms(),
             connections_by_ip: Mutex::default(),
         });
         // Every session in the replicated table gets a fresh full timeout: its client may be

@@ -754,3 +754,21 @@ async fn a_client_ahead_of_the_server_waits_for_apply_then_is_refused() {
         "refused after the bounded wait: {waited:?}"
     );
 }
+
+/// A reply goes to the connection that sent the request, as in ZooKeeper: a client that
+/// reconnected with its session while a write of its old connection was in flight does not
+/// get that write's reply on its new connection (in an ensemble the old connection may be
+/// on another server, whose apply also produces the reply).
+#[tokio::test]
+async fn a_reply_goes_only_to_the_connection_that_sent_the_request() {
+    let addr = support::start_with_write_delay(config(), Duration::from_millis(300)).await;
+    let mut a = Raw::connect(addr).await;
+    a.send(&create("/slow", None, 0)).await;
+    let mut b = Raw::connect_with(addr, a.session_id, a.passwd.clone(), true)
+        .await
+        .expect("the session reconnects");
+    let got = tokio::time::timeout(Duration::from_millis(800), b.recv()).await;
+    assert!(got.is_err(), "the new connection got {got:?}");
+    // The write itself was applied; the new connection's own requests are answered.
+    assert_eq!(b.call(&get("/slow", false)).await.0.err, 0);
+}

@@ -20,6 +20,15 @@ pub struct MemBackend {
     /// How long a write takes to be applied and answered (0: at once).
     pub write_delay: std::time::Duration,
     me: std::sync::OnceLock<Arc<MemBackend>>,
+    /// The delayed writes, applied in order by one task whether or not anyone still waits
+    /// for them (as a log would).
+    delayed: std::sync::OnceLock<
+        tokio::sync::mpsc::UnboundedSender<(
+            std::time::Instant,
+            Command,
+            tokio::sync::oneshot::Sender<i64>,
+        )>,
+    >,
 }
 
 impl MemBackend {
@@ -32,6 +41,7 @@ impl MemBackend {
             hub,
             write_delay: std::time::Duration::ZERO,
             me: std::sync::OnceLock::new(),
+            delayed: std::sync::OnceLock::new(),
         }
     }
 }
@@ -51,11 +61,33 @@ impl Backend for MemBackend {
     async fn submit(&self, cmd: Command) -> Result<Pending, BackendError> {
         if !self.write_delay.is_zero() {
             // Applied (and answered) only when the delay is over, as a slow log would.
-            let delay = self.write_delay;
-            let me = Arc::clone(self.me.get().expect("set by start"));
+            let queue = self.delayed.get_or_init(|| {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+                    std::time::Instant,
+                    Command,
+                    tokio::sync::oneshot::Sender<i64>,
+                )>();
+                let me = Arc::downgrade(self.me.get().expect("set by start"));
+                let delay = self.write_delay;
+                tokio::spawn(async move {
+                    while let Some((at, cmd, done)) = rx.recv().await {
+                        tokio::time::sleep_until((at + delay).into()).await;
+                        let Some(me) = me.upgrade() else {
+                            return;
+                        };
+                        let _ = done.send(me.apply_now(cmd));
+                    }
+                });
+                tx
+            });
+            let (done, applied) = tokio::sync::oneshot::channel();
+            queue
+                .send((std::time::Instant::now(), cmd, done))
+                .map_err(|_| BackendError("the test backend stopped".into()))?;
             return Ok(Box::pin(async move {
-                tokio::time::sleep(delay).await;
-                Ok(me.apply_now(cmd))
+                applied
+                    .await
+                    .map_err(|_| BackendError("the test backend stopped".into()))
             }));
         }
         let zxid = self.apply_now(cmd);
