@@ -292,8 +292,8 @@ fn peers(
 
 /// ZooKeeper's dynamic configuration as `/zookeeper/config` holds it for an ensemble (or a
 /// one-member ensemble with `standaloneEnabled=false`): each `server.N` line in id order with
-/// its role spelled out and a port-only client address as `0.0.0.0:port`, then `version=0`
-/// (no reconfig has happened), without a final newline. `None` for a standalone server.
+/// its role spelled out and a port-only client address as `0.0.0.0:port`, one per line (the
+/// session layer adds the `version=` line). `None` for a standalone server.
 fn ensemble_config(
     kv: &BTreeMap<String, String>,
     ensemble: bool,
@@ -324,8 +324,7 @@ fn ensemble_config(
     if !ensemble || lines.is_empty() {
         return Ok(None);
     }
-    let mut out: Vec<String> = lines.into_values().collect();
-    out.push("version=0".into());
+    let out: Vec<String> = lines.into_values().collect();
     Ok(Some(out.join("\n")))
 }
 
@@ -448,7 +447,7 @@ mod tests {
                 "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
                  server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
                  server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\n\
-                 server.4=127.0.0.1:2891:3891:observer;0.0.0.0:2184\nversion=0"
+                 server.4=127.0.0.1:2891:3891:observer;0.0.0.0:2184"
             )
         );
         // One server line: an ensemble of one only with standaloneEnabled=false.
@@ -460,7 +459,7 @@ mod tests {
                 .session
                 .ensemble_config
                 .as_deref(),
-            Some("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=0")
+            Some("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181")
         );
         assert!(c.ignored.iter().all(|k| k != "snapCount"));
         assert!(

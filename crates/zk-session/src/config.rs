@@ -63,8 +63,8 @@ pub struct SessionConfig {
     pub container_check_interval_ms: u64,
     /// `znode.container.maxPerMinute`: the most such nodes deleted per minute.
     pub container_max_per_minute: u32,
-    /// What `/zookeeper/config` reads as on an ensemble member (ZooKeeper's dynamic config:
-    /// the `server.N` lines and `version=…`), from zoo.cfg; `None` on a standalone server,
+    /// The `server.N` lines of an ensemble member's `/zookeeper/config` (ZooKeeper's dynamic
+    /// config, without its `version=` line), from zoo.cfg; `None` on a standalone server,
     /// whose `/zookeeper/config` is the empty node in the tree.
     pub ensemble_config: Option<String>,
 }

@@ -129,12 +129,15 @@ pub struct Server<B> {
 }
 
 /// The applied tree as a client reads it: on an ensemble member `/zookeeper/config` holds the
-/// ensemble's configuration, as ZooKeeper writes that node at startup (outside the log, not
-/// versioned: czxid and mzxid 0, version and aversion -1, mtime the startup time).
+/// ensemble's configuration, as ZooKeeper writes that node at startup (outside the log:
+/// czxid 0, version and aversion -1, mtime the startup time; mzxid and the `version=` line 0
+/// for a static configuration, and with `reconfigEnabled` the zxid of the configuration,
+/// here the initial one, 1).
 struct ClientView<'a> {
     tree: &'a dyn TreeRead,
     config: &'a str,
     started_ms: i64,
+    config_zxid: i64,
 }
 
 /// The path of ZooKeeper's configuration node.
@@ -144,9 +147,10 @@ impl TreeRead for ClientView<'_> {
     fn node(&self, path: &str) -> Option<zk_datatree::Node> {
         let mut node = self.tree.node(path)?;
         if path == CONFIG_NODE {
-            node.data = Some(bytes::Bytes::copy_from_slice(self.config.as_bytes()));
+            let data = format!("{}\nversion={:x}", self.config, self.config_zxid);
+            node.data = Some(bytes::Bytes::from(data));
             node.czxid = 0;
-            node.mzxid = 0;
+            node.mzxid = self.config_zxid;
             node.ctime = 0;
             node.mtime = self.started_ms;
             node.version = -1;
@@ -176,6 +180,7 @@ impl<B: Backend> Server<B> {
                     tree,
                     config,
                     started_ms: self.started_ms,
+                    config_zxid: i64::from(self.config.reconfig_enabled),
                 }),
             })
     }
