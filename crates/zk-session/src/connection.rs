@@ -185,15 +185,26 @@ async fn serve_registered<B: Backend>(
             server_id: server.config.server_id,
         };
         let cmd = Command::internal(0, token, op);
-        let proposed = server.backend.propose(cmd).await;
-        match (proposed, created.await) {
-            (Ok(_), Ok(id)) => {
+        // Bounded by the session timeout: by then the client has given up on this server.
+        let wait = Duration::from_millis(timeout.max(0) as u64);
+        let created = match tokio::time::timeout(wait, server.backend.propose(cmd)).await {
+            // Applied here, so the hub has already handed over the id (unless a snapshot
+            // install dropped the pending creation).
+            Ok(Ok(_)) => created.await.ok(),
+            _ => None,
+        };
+        match created {
+            Some(id) => {
                 server.tracker.track(id, timeout);
                 Some(id)
             }
-            _ => {
+            None => {
+                // No session could be created (no leader, or it was lost): close without a
+                // reply, as a ZooKeeper server that stops serving does; the client tries
+                // another server. Never answer with an expired session it did not have.
                 server.hub.forget_pending(token);
-                None
+                debug!(%peer, "creating a session failed; closing");
+                return;
             }
         }
     } else {

@@ -772,3 +772,28 @@ async fn a_reply_goes_only_to_the_connection_that_sent_the_request() {
     // The write itself was applied; the new connection's own requests are answered.
     assert_eq!(b.call(&get("/slow", false)).await.0.err, 0);
 }
+
+/// A new session that cannot be created (the write fails, as on a server that lost its
+/// leader) closes the connection at once without a reply, so the client tries another server,
+/// and leaves nothing behind: the server keeps taking connections.
+#[tokio::test]
+async fn a_session_that_cannot_be_created_closes_the_connection() {
+    let (addr, backend) = support::start_with(config(), Duration::ZERO).await;
+    backend
+        .fail_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..100 {
+        let refused = tokio::time::timeout(
+            Duration::from_secs(2),
+            Raw::connect_with(addr, 0, Bytes::from_static(&[0; 16]), true),
+        )
+        .await
+        .expect("answered at once");
+        assert!(refused.is_none(), "no session, no reply");
+    }
+    backend
+        .fail_writes
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut c = Raw::connect(addr).await;
+    assert_eq!(c.call(&create("/after", None, 0)).await.0.err, 0);
+}

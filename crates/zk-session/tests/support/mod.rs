@@ -19,6 +19,8 @@ pub struct MemBackend {
     hub: Arc<Hub>,
     /// How long a write takes to be applied and answered (0: at once).
     pub write_delay: std::time::Duration,
+    /// While set, every write fails (as on a server that lost its leader).
+    pub fail_writes: std::sync::atomic::AtomicBool,
     me: std::sync::OnceLock<Arc<MemBackend>>,
     /// The delayed writes, applied in order by one task whether or not anyone still waits
     /// for them (as a log would).
@@ -40,6 +42,7 @@ impl MemBackend {
             zxid: AtomicI64::new(0),
             hub,
             write_delay: std::time::Duration::ZERO,
+            fail_writes: std::sync::atomic::AtomicBool::new(false),
             me: std::sync::OnceLock::new(),
             delayed: std::sync::OnceLock::new(),
         }
@@ -59,6 +62,9 @@ impl MemBackend {
 
 impl Backend for MemBackend {
     async fn submit(&self, cmd: Command) -> Result<Pending, BackendError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(BackendError("no leader (test)".into()));
+        }
         if !self.write_delay.is_zero() {
             // Applied (and answered) only when the delay is over, as a slow log would.
             let queue = self.delayed.get_or_init(|| {
@@ -134,14 +140,22 @@ pub async fn start_with_write_delay(
     config: SessionConfig,
     delay: std::time::Duration,
 ) -> std::net::SocketAddr {
+    start_with(config, delay).await.0
+}
+
+/// Like [`start_with_write_delay`], returning the backend too.
+pub async fn start_with(
+    config: SessionConfig,
+    delay: std::time::Duration,
+) -> (std::net::SocketAddr, Arc<MemBackend>) {
     let hub = Arc::new(Hub::default());
     let mut backend = MemBackend::new(Arc::clone(&hub));
     backend.write_delay = delay;
     let backend = Arc::new(backend);
     let _ = backend.me.set(Arc::clone(&backend));
-    let server = Server::new(config, backend, hub);
+    let server = Server::new(config, Arc::clone(&backend), hub);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server.run(listener, std::future::pending()));
-    addr
+    (addr, backend)
 }
