@@ -40,8 +40,10 @@ COMPAT_DIR = HERE.parent
 CACHE_DIR = Path(os.environ.get("COMPAT_CACHE_DIR", COMPAT_DIR / ".cache"))
 POM = HERE / "pom.xml"
 TARGET = HERE / "target"
-REPORTS = TARGET / "surefire-reports"
-CLIENT_LOG = TARGET / "curator-client.log"
+# Each run's Surefire reports and client log go to a directory of its own (pom.xml's
+# compat.reports.dir and compat.client.log), so two runs in one checkout (another suite
+# or another engineer's) do not overwrite each other's; copied to the results, then removed.
+RUNS = TARGET / "compat-runs"
 DESELECTED = HERE / "deselected.txt"
 BUILD_LOG = CACHE_DIR / "curator-build.log"
 MVN = os.environ.get("MVN", "mvn")
@@ -86,7 +88,7 @@ def setup(force=False):
 
 
 def read_deselected(path=DESELECTED):
-    """[(test id 'pkg.Class#method', comment)] from deselected.txt."""
+    """[(test id 'pkg.Class#method', comment)] from deselected.txt (or another such list)."""
     out = []
     for raw in Path(path).read_text().splitlines():
         line = raw.strip()
@@ -95,25 +97,36 @@ def read_deselected(path=DESELECTED):
         parts = re.split(r"\s+#\s*", line, maxsplit=1)
         node, comment = parts[0].strip(), (parts[1] if len(parts) > 1 else "")
         if "#" not in node:
-            raise SetupError("deselected.txt: expected pkg.Class#method, got %r" % raw)
+            raise SetupError("%s: expected pkg.Class#method, got %r" % (path, raw))
         out.append((node, comment.strip()))
     return out
 
 
-def _test_filter(deselected):
+OUR_TESTS = "dev/ferrokeeper/compat/curator/*Test.java"
+
+
+def upstream_selection():
+    """upstream-tests.txt: ([class pattern], ["!Class#method" exclusions])."""
+    classes, excludes = [], []
+    for raw in (HERE / "upstream-tests.txt").read_text().splitlines():
+        line = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+        if line and not line.startswith("#"):
+            (excludes if line.startswith("!") else classes).append(line)
+    return classes, excludes
+
+
+def _test_filter(deselected, classes=None):
     """Surefire -Dtest value: everything the pom includes, minus the deselected methods.
 
     -Dtest replaces the pom's includes, so they are repeated here: our own
     classes, plus upstream-tests.txt (class patterns, one per line, and
-    "!Class#method" lines that leave out single upstream methods).
+    "!Class#method" lines that leave out single upstream methods). classes, if
+    given, replaces the class patterns (a subset); the exclusions still apply.
     """
-    includes = ["dev/ferrokeeper/compat/curator/*Test.java"]
-    for raw in (HERE / "upstream-tests.txt").read_text().splitlines():
-        line = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
-        if line and not line.startswith("#"):
-            includes.append(line)
+    upstream, upstream_excludes = upstream_selection()
+    includes = list(classes) if classes is not None else [OUR_TESTS] + upstream
     excludes = ["!%s#%s" % (node.split("#")[0].replace(".", "/"), node.split("#")[1]) for node, _ in deselected]
-    return ",".join(includes + excludes)
+    return ",".join(includes + upstream_excludes + excludes)
 
 
 def _test_id(classname, name):
@@ -157,8 +170,17 @@ def parse_reports(reports_dir):
     return len(files), counts, failures, skips, tests
 
 
-def run(host, server, out_dir, server_log=None):
-    """Run the suite; returns the result dict (also written as JSON)."""
+def run(host, server, out_dir, server_log=None, suite="curator", deselect_files=(DESELECTED,), classes=None,
+        system_props=None, run_timeout=RUN_TIMEOUT, extra_results=None):
+    """Run the suite; returns the result dict (also written as JSON).
+
+    host is host:port, or a comma list for an ensemble; server_log a path or a list of
+    them. The keyword arguments let another suite (rolling-curator) run the same tests its
+    own way: more deselection files, a subset of test classes (Surefire class patterns
+    instead of ours + upstream-tests.txt), more -D properties for Maven and the test JVM,
+    its own time bound, and extra_results(result), called after Maven exits and before the
+    result is written.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonf = out_dir / ("%s.json" % server)
@@ -171,8 +193,9 @@ def run(host, server, out_dir, server_log=None):
             f.unlink()
     if reports_copy.exists():
         shutil.rmtree(reports_copy)
+    logs = server_log if isinstance(server_log, (list, tuple)) else ([server_log] if server_log else [])
     result = {
-        "suite": "curator",
+        "suite": suite,
         "server": server,
         "curator_version": CURATOR_VERSION,
         "zookeeper_client_version": ZK_CLIENT_VERSION,
@@ -180,10 +203,10 @@ def run(host, server, out_dir, server_log=None):
         "log": str(logf),
         "reports": str(reports_copy),
         "client_log": str(client_log_copy),
-        "server_log": str(server_log) if server_log else None,
+        "server_log": (str(logs[0]) if len(logs) == 1 else [str(f) for f in logs]) if logs else None,
     }
     try:
-        deselected = read_deselected()
+        deselected = [d for f in deselect_files for d in read_deselected(f)]
         setup()
     except SetupError as e:
         result.update({"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "deselected": 0,
@@ -192,15 +215,21 @@ def run(host, server, out_dir, server_log=None):
         return result
     result["deselected"] = len(deselected)
     result["deselected_tests"] = [{"id": n, "reason": c} for n, c in deselected]
-    if REPORTS.exists():
-        shutil.rmtree(REPORTS)
-    if CLIENT_LOG.exists():
-        CLIENT_LOG.unlink()
+    if classes is not None:
+        result["test_classes"] = list(classes)
+    run_dir = RUNS / ("%s-%s-%d" % (suite, server, os.getpid()))
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    reports, client_log = run_dir / "surefire-reports", run_dir / "curator-client.log"
     cmd = _mvn("surefire:test",
                "-Dzk.connect=%s" % host,
-               "-Dtest=%s" % _test_filter(deselected),
+               "-Dtest=%s" % _test_filter(deselected, classes),
                "-Dsurefire.failIfNoSpecifiedTests=false",
-               "-Dmaven.test.failure.ignore=true")
+               "-Dmaven.test.failure.ignore=true",
+               "-Dcompat.reports.dir=%s" % reports,
+               "-Dcompat.client.log=%s" % client_log,
+               *["-D%s=%s" % kv for kv in (system_props or {}).items()])
     env = dict(os.environ)
     env["ZK_CONNECT"] = host
     log("running the curator suite against %s (%s); log: %s" % (server, host, logf))
@@ -209,17 +238,19 @@ def run(host, server, out_dir, server_log=None):
     with open(logf, "wb") as lf:
         try:
             rc = subprocess.run(cmd, cwd=HERE, env=env, stdout=lf, stderr=subprocess.STDOUT,
-                                timeout=RUN_TIMEOUT).returncode
+                                timeout=run_timeout).returncode
         except subprocess.TimeoutExpired:
             rc, timed_out = None, True
     duration = time.monotonic() - started
     result["mvn_exit_code"] = rc
     result["duration_s"] = round(duration, 1)
-    if REPORTS.is_dir():
-        shutil.copytree(REPORTS, reports_copy)
-    if CLIENT_LOG.exists():
-        shutil.copyfile(CLIENT_LOG, client_log_copy)
-    nfiles, counts, failures, skips, tests = parse_reports(REPORTS) if REPORTS.is_dir() else (0, None, [], [], [])
+    if reports.is_dir():
+        shutil.copytree(reports, reports_copy)
+    if client_log.exists():
+        shutil.copyfile(client_log, client_log_copy)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    nfiles, counts, failures, skips, tests = (parse_reports(reports_copy) if reports_copy.is_dir()
+                                              else (0, None, [], [], []))
     if nfiles:
         result.update(counts)
         result.update({"failures": failures, "skips": skips, "tests": tests})
@@ -236,8 +267,10 @@ def run(host, server, out_dir, server_log=None):
     else:
         result.update({"passed": 0, "failed": 0, "errors": 0, "skipped": 0,
                        "failures": [], "skips": [], "tests": []})
-        result["error"] = ("mvn timed out after %ss" % RUN_TIMEOUT) if timed_out else \
+        result["error"] = ("mvn timed out after %ss" % run_timeout) if timed_out else \
             "Surefire wrote no reports (mvn exit status %s; see %s)" % (rc, logf)
+    if extra_results:
+        extra_results(result)
     jsonf.write_text(json.dumps(result, indent=2) + "\n")
     log("%s: %d passed, %d failed, %d skipped, %d deselected in %.0fs"
         % (server, result["passed"], result["failed"], result["skipped"], result["deselected"], duration))

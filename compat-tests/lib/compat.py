@@ -43,6 +43,7 @@ sys.path.insert(0, str(COMPAT_DIR / "kafka"))
 import kafka_suite  # noqa: E402
 sys.path.insert(0, str(COMPAT_DIR / "rolling"))
 import rolling_suite  # noqa: E402
+import rolling_curator  # noqa: E402
 
 ZK_VERSION = "3.9.5"
 SERVERS = {
@@ -55,6 +56,9 @@ SUITES["differential"] = 50  # runs both servers at once (differential/different
 SUITES["curator"] = 40  # Apache Curator recipes, Maven + JUnit 5 (curator/curator_suite.py)
 SUITES["kafka"] = 60  # two Kafka 3.9 brokers in ZooKeeper mode (kafka/kafka_suite.py)
 SUITES["rolling"] = 80  # kazoo's tests on a 3-member ensemble, rolling kills (rolling/rolling_suite.py)
+SUITES["rolling-curator"] = 90  # the curator suite's tests likewise (rolling/rolling_curator.py)
+# The suites that start and stop a 3-member ensemble of their own (their harness_cell).
+ENSEMBLE_SUITES = {"rolling": rolling_suite, "rolling-curator": rolling_curator}
 EXIT_NOT_BUILT = 3
 
 
@@ -67,7 +71,7 @@ def _raise_interrupt(signum, frame):
 
 
 def port_for(server, suite, base):
-    # A server uses port, port+1, port+2 (client, quorum, election). The rolling suite's
+    # A server uses port, port+1, port+2 (client, quorum, election). The rolling suites'
     # three members use port .. port+8 (rolling/rolling_ensemble.py), below the next offset.
     return base + SERVERS[server]["offset"] + SUITES[suite]
 
@@ -344,7 +348,7 @@ def main(argv=None):
         except gozk_suite.SetupError as e:  # each gozk cell reports it again as an error
             say("gozk setup failed: %s" % e)
         timings["prepare gozk tests"] = time.monotonic() - t
-    if runnable and "curator" in suites:
+    if runnable and ("curator" in suites or "rolling-curator" in suites):
         t = time.monotonic()
         try:
             curator_suite.setup()
@@ -373,12 +377,12 @@ def main(argv=None):
                 cells[(server, suite)] = {"status": "not run", "reason": "ferrokeeper binary not built"}
                 say("  not run: ferrokeeper binary not built")
                 continue
-            if suite == "rolling":  # an ensemble of three, started and stopped by the suite
+            if suite in ENSEMBLE_SUITES:  # an ensemble of three, started and stopped by the suite
                 try:
-                    cell = rolling_suite.harness_cell(server, SERVERS[server]["script"], port,
-                                                      RESULTS / suite, say)
+                    cell = ENSEMBLE_SUITES[suite].harness_cell(server, SERVERS[server]["script"], port,
+                                                               RESULTS / suite, say)
                 except KeyboardInterrupt:
-                    say("interrupted; the rolling suite stopped its members")
+                    say("interrupted; the %s suite stopped its members" % suite)
                     raise
                 except Exception as e:  # a suite crash is a harness error, reported in the matrix
                     cell = {"status": "error", "reason": "%s: %s" % (type(e).__name__, e)}

@@ -1,8 +1,10 @@
 """A local 3-member ensemble of one server kind, managed through lib/<kind>.sh.
 
-Shared by the harness side (rolling_suite.py, system python: start, wait, stop)
-and the pytest plugin (rolling_restarts.py, in kazoo's venv: kill, restart,
-wait between tests). Standard library only.
+Shared by both rolling suites: the harness side (rolling_suite.py and
+rolling_curator.py, system python: `run_on_ensemble` starts, waits, stops),
+and the kill schedule (rolling_schedule.py: kill, restart, wait between
+tests), which runs in the pytest plugin (rolling_restarts.py, in kazoo's
+venv) and in rolling_curator.py's controller. Standard library only.
 
 Member N (1-based) of an ensemble whose first client port is P serves
 clients on P + 3(N-1) and uses the two ports above it for quorum and
@@ -21,6 +23,7 @@ exactly one of them says "Mode: leader".
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -30,6 +33,7 @@ from pathlib import Path
 SIZE = 3
 PORTS_PER_MEMBER = 3
 COMPAT_DIR = Path(__file__).resolve().parent.parent
+REPO = COMPAT_DIR.parent
 CACHE_DIR = Path(os.environ.get("COMPAT_CACHE_DIR", COMPAT_DIR / ".cache"))
 RUN_ROOT = Path(os.environ.get("COMPAT_RUN_ROOT", CACHE_DIR / "run"))
 NOT_SERVING = "not currently serving"
@@ -115,22 +119,24 @@ def utc_now():
 class Ensemble:
     """Three members of one server kind; `script` is lib/apache-zk.sh or lib/ferrokeeper.sh."""
 
-    def __init__(self, kind, script, prefix, first_port, size=SIZE):
+    def __init__(self, kind, script, prefix, first_port, size=SIZE, binary=None):
         self.kind = kind
         self.script = str(script)
         self.prefix = prefix
         self.first_port = first_port
         self.ports = client_ports(first_port, size)
         self.names = ["%s-%d" % (prefix, n) for n in range(1, size + 1)]
+        self.binary = str(binary) if binary else None  # ferrokeeper: FERROKEEPER_BIN for every start
 
     # -- description, so the pytest plugin (another process) can manage the same members
     def spec(self):
         return {"kind": self.kind, "script": self.script, "prefix": self.prefix,
-                "first_port": self.first_port, "size": len(self.ports)}
+                "first_port": self.first_port, "size": len(self.ports), "binary": self.binary}
 
     @classmethod
     def from_spec(cls, spec):
-        return cls(spec["kind"], spec["script"], spec["prefix"], spec["first_port"], spec["size"])
+        return cls(spec["kind"], spec["script"], spec["prefix"], spec["first_port"], spec["size"],
+                   spec.get("binary"))
 
     @property
     def connect_string(self):
@@ -165,6 +171,8 @@ class Ensemble:
     def _script(self, *args, env=None):
         full = dict(os.environ, COMPAT_ZK_MEMBERS=",".join(str(p) for p in self.ports), COMPAT_START_NOWAIT="1")
         full.pop("COMPAT_ZK_EXTRA", None)
+        if self.binary:
+            full["FERROKEEPER_BIN"] = self.binary
         full.update(env or {})
         return subprocess.run(["bash", self.script] + [str(a) for a in args], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=full)
@@ -226,3 +234,66 @@ class Ensemble:
                 raise TimeoutError("members %s not serving with one leader within %gs: %s" % (
                     ",".join(map(str, members)), timeout, json.dumps(state)))
             time.sleep(0.2)
+
+
+def snapshot_binary(kind, prefix):
+    """ferrokeeper: a copy of the binary ($FERROKEEPER_BIN, else target/release/ferrokeeper)
+    in <run root>/<prefix>-bin/, so that every start and restart of a run's members runs
+    the same build even when the binary is rebuilt during the run. None for Apache, or
+    when there is no binary (lib/ferrokeeper.sh then says so)."""
+    if kind != "ferrokeeper":
+        return None
+    src = Path(os.environ.get("FERROKEEPER_BIN") or REPO / "target" / "release" / "ferrokeeper")
+    if not src.is_file():
+        return None
+    d = RUN_ROOT / ("%s-bin" % prefix)
+    d.mkdir(parents=True, exist_ok=True)
+    dst = d / "ferrokeeper"
+    tmp = d / "ferrokeeper.tmp"
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+def run_on_ensemble(kind, script, prefix, first_port, say, body, start_wait=120.0):
+    """Start an ensemble of `kind` (members <prefix>-1..3 from first_port), wait until all
+    three serve, call body(ensemble) and stop the members by PID, whatever happened.
+
+    Both rolling suites run this way. Returns (body's result, None), or (None, error cell)
+    when the ensemble did not start or serve."""
+    binary = snapshot_binary(kind, prefix)
+    ens = Ensemble(kind, script, prefix, first_port, binary=binary)
+    say("  members on 127.0.0.1:%s (each also +1, +2)" % ",".join(str(p) for p in ens.ports))
+    if binary:
+        src = os.environ.get("FERROKEEPER_BIN") or REPO / "target" / "release" / "ferrokeeper"
+        say("  binary: %s (copy of %s, built %s)" % (binary, src, time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(Path(binary).stat().st_mtime))))
+    t = time.monotonic()
+    err = ens.start()
+    if err:
+        say(err)
+        return None, {"status": "error", "reason": "ensemble failed to start: %s" % err.splitlines()[-1]}
+    try:
+        try:
+            modes = ens.wait_serving(timeout=start_wait)
+        except (TimeoutError, RuntimeError) as e:
+            say("  %s" % e)
+            return None, {"status": "error", "reason": "ensemble did not serve: %s" % e}
+        say("  ensemble serving after %.1fs: %s" % (time.monotonic() - t, json.dumps(modes)))
+        return body(ens), None
+    finally:
+        msg = ens.stop()
+        if msg:
+            say(msg)
+
+
+def harness_cell(res, keys):
+    """The matrix cell of a rolling suite's result dict: the counts and figures in keys, the
+    failed tests, and status "error" with the reason when the run had an error."""
+    cell = {"status": "ran"}
+    cell.update({k: res.get(k) for k in keys})
+    cell["failed_tests"] = [f["id"] for f in res["failures"]]
+    if "error" in res:
+        cell["status"] = "error"
+        cell["reason"] = res["error"]
+    return cell

@@ -16,10 +16,11 @@ in run order (skipped ones count too), with N = COMPAT_ROLLING_EVERY:
 Nothing is killed while a test runs: a request in flight on a killed server
 fails with ConnectionLoss on any server, and kazoo's tests do not retry.
 
-Every action is one JSON line in COMPAT_ROLLING_EVENTS (UTC timestamp,
-seconds since the session started, member, pid, its mode before a kill, the
-test it happened before, how long the wait took) and one line in pytest's
-output. A wait that times out or a member that does not come back ends the
+The schedule itself is rolling_schedule.Rotation (victim order "rotation"),
+shared with the rolling-curator suite. Every action is one JSON line in
+COMPAT_ROLLING_EVENTS (UTC timestamp, seconds since the session started,
+member, pid, its mode before a kill, the test it happened before, how long
+the wait took) and one line in pytest's output. A wait that times out or a member that does not come back ends the
 session (pytest exit status 3) with an "error" event.
 
 Environment:
@@ -31,84 +32,21 @@ Environment:
 
 import json
 import os
-import time
 
 import pytest
 
 import rolling_ensemble
+import rolling_schedule
 
 DEFAULT_EVERY = 25
 EXIT_STATUS = 3
 
-
-class Schedule:
-    def __init__(self, config, ensemble, events_path, every, wait_s):
-        self.config = config
-        self.ensemble = ensemble
-        self.events_path = events_path
-        self.every = every
-        self.wait_s = wait_s
-        self.index = 0  # of the next test
-        self.down = None  # the member that is down
-        self.next_victim = 1
-        self.t0 = time.monotonic()
-        self.kills = 0
-        self.failed = None
-
-    def event(self, kind, **fields):
-        rec = {"t": rolling_ensemble.utc_now(), "s": round(time.monotonic() - self.t0, 3), "event": kind}
-        rec.update(fields)
-        with open(self.events_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        text = "[rolling %s +%.1fs] %s %s" % (rec["t"], rec["s"], kind,
-                                              " ".join("%s=%s" % (k, v) for k, v in fields.items()))
-        if tr is not None:
-            tr.write_line(text)
-
-    def _timed_wait(self, members):
-        t = time.monotonic()
-        modes = self.ensemble.wait_serving(members, timeout=self.wait_s)
-        return modes, round(time.monotonic() - t, 3)
-
-    def restart_down(self, before):
-        n = self.down
-        if n is None:
-            return
-        t = time.monotonic()
-        self.ensemble.restart(n)
-        pid = self.ensemble.pid(n)
-        modes, _ = self._timed_wait(None)
-        self.down = None
-        self.event("restart", member=n, pid=pid, serving_after_s=round(time.monotonic() - t, 3),
-                   modes=modes, before_test=before)
-
-    def rotate(self, item):
-        before = item.nodeid
-        self.restart_down(before)
-        modes, waited = self._timed_wait(None)
-        n = self.next_victim
-        self.next_victim = n % len(self.ensemble.ports) + 1
-        pid = self.ensemble.pid(n)
-        mode = modes.get(n)
-        t = time.monotonic()
-        self.ensemble.kill(n)
-        self.down = n
-        self.kills += 1
-        self.event("kill", member=n, pid=pid, mode_before=mode, kill_number=self.kills,
-                   test_index=self.index, before_test=before, waited_for_all_s=waited)
-        survivors = [m for m in range(1, len(self.ensemble.ports) + 1) if m != n]
-        modes, _ = self._timed_wait(survivors)
-        self.event("survivors_serving", member=n, after_s=round(time.monotonic() - t, 3), modes=modes)
-
-    def fail(self, where, exc):
-        self.failed = "%s: %s: %s" % (where, type(exc).__name__, exc)
-        self.event("error", where=where, error="%s: %s" % (type(exc).__name__, exc),
-                   modes=self.ensemble.modes())
-        pytest.exit("rolling restarts: " + self.failed, returncode=EXIT_STATUS)
-
-
 _SCHEDULE = None
+
+
+def _fail(where, exc):
+    msg = _SCHEDULE.fail(where, exc)
+    pytest.exit("rolling restarts: " + msg, returncode=EXIT_STATUS)
 
 
 def pytest_configure(config):
@@ -122,7 +60,14 @@ def pytest_configure(config):
     every = int(os.environ.get("COMPAT_ROLLING_EVERY", DEFAULT_EVERY))
     if every < 1:
         raise pytest.UsageError("COMPAT_ROLLING_EVERY must be at least 1")
-    _SCHEDULE = Schedule(config, ensemble, events, every, float(os.environ.get("COMPAT_ROLLING_WAIT", "120")))
+
+    def say(text):
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(text)
+
+    _SCHEDULE = rolling_schedule.Rotation(ensemble, events, every, float(os.environ.get("COMPAT_ROLLING_WAIT", "120")),
+                                          order="rotation", say=say)
 
 
 def pytest_report_header(config):
@@ -132,25 +77,19 @@ def pytest_report_header(config):
 
 
 def pytest_sessionstart(session):
-    s = _SCHEDULE
     try:
-        modes, waited = s._timed_wait(None)
+        _SCHEDULE.start()
     except Exception as e:  # noqa: BLE001 - reported as the suite's error
-        s.fail("start", e)
-    s.event("start", modes=modes, waited_s=waited, every=s.every,
-            pids={n: s.ensemble.pid(n) for n in range(1, len(s.ensemble.ports) + 1)})
+        _fail("start", e)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     # Runs before the item's setup: the previous test, its teardown included, is done.
-    s = _SCHEDULE
-    if s.failed is None and s.index > 0 and s.index % s.every == 0:
-        try:
-            s.rotate(item)
-        except Exception as e:  # noqa: BLE001
-            s.fail("before %s" % item.nodeid, e)
-    s.index += 1
+    try:
+        _SCHEDULE.before_test(item.nodeid)
+    except Exception as e:  # noqa: BLE001
+        _fail("before %s" % item.nodeid, e)
     return None  # the default protocol runs the test
 
 
@@ -159,11 +98,7 @@ def pytest_sessionfinish(session, exitstatus):
     if s is None or s.failed is not None:
         return
     try:
-        s.restart_down("(end of session)")
-        modes, _ = s._timed_wait(None)
-        s.event("finish", kills=s.kills, tests=s.index, modes=modes)
+        s.finish()
     except Exception as e:  # noqa: BLE001
-        s.failed = "end of session: %s: %s" % (type(e).__name__, e)
-        s.event("error", where="end of session", error="%s: %s" % (type(e).__name__, e),
-                modes=s.ensemble.modes())
+        s.fail("end of session", e)
         session.exitstatus = EXIT_STATUS

@@ -8,7 +8,7 @@ The tests are the kazoo suite's (kazoo/kazoo_suite.py runs them, with the
 kazoo_external plugin pointed at all three members), plus the
 rolling_restarts plugin, which SIGKILLs one member every
 COMPAT_ROLLING_EVERY tests and restarts it before killing the next
-(rolling_restarts.py has the schedule). The ensemble: three members of one
+(rolling_schedule.py has the schedule, shared with rolling_curator.py). The ensemble: three members of one
 server kind on 127.0.0.1, client ports P, P+3, P+6 (rolling_ensemble.py).
 
 Settings (environment):
@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +37,7 @@ sys.path.insert(0, str(COMPAT_DIR / "kazoo"))
 sys.path.insert(0, str(HERE))
 import kazoo_suite  # noqa: E402
 import rolling_ensemble  # noqa: E402
+import rolling_schedule  # noqa: E402
 
 DESELECTED = HERE / "deselected.txt"
 PLUGIN = "rolling_restarts"
@@ -80,31 +80,6 @@ def tests_selected():
     return "custom", sel.split()
 
 
-def read_events(path):
-    if not Path(path).exists():
-        return []
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def summarize(events):
-    """The figures the report needs from the plugin's events."""
-    kills = [e for e in events if e["event"] == "kill"]
-    restarts = [e for e in events if e["event"] == "restart"]
-    errors = [e for e in events if e["event"] == "error"]
-    back = [e["serving_after_s"] for e in restarts]
-    takeover = [e["after_s"] for e in events if e["event"] == "survivors_serving"]
-    return {
-        "kills": len(kills),
-        "leader_kills": sum(1 for e in kills if e.get("mode_before") == "leader"),
-        "restarts": len(restarts),
-        "killed_members": [e["member"] for e in kills],
-        "restart_serving_s_max": max(back) if back else None,
-        "survivors_serving_s_max": max(takeover) if takeover else None,
-        "finished": any(e["event"] == "finish" for e in events),
-        "rolling_errors": [e["error"] for e in errors],
-    }
-
-
 def run(ensemble, server, out_dir):
     """Run kazoo's tests against the running ensemble; returns the result dict."""
     out_dir = Path(out_dir)
@@ -118,17 +93,7 @@ def run(ensemble, server, out_dir):
     n = every()
 
     def add_events(result):
-        evs = read_events(events)
-        result.update(summarize(evs))
-        result.update({"kill_every": n, "tests_selection": selection, "members": ensemble.connect_string,
-                       "events_file": str(events), "events": evs})
-        if result["rolling_errors"] and "error" not in result:
-            result["error"] = "rolling restarts: %s" % result["rolling_errors"][0]
-        elif result["rolling_errors"]:
-            result["error"] += "; rolling restarts: %s" % result["rolling_errors"][0]
-        if result["kills"] == 0 and "error" not in result:
-            result["error"] = "no member was killed (%d tests, one kill every %d)" % (
-                result["passed"] + result["failed"] + result["skipped"], n)
+        rolling_schedule.add_results(result, events, n, selection, ensemble)
 
     env = {"COMPAT_ROLLING_SPEC": str(spec), "COMPAT_ROLLING_EVENTS": str(events),
            "COMPAT_ROLLING_EVERY": str(n)}
@@ -143,36 +108,16 @@ def run(ensemble, server, out_dir):
     return res
 
 
+CELL_KEYS = ("passed", "failed", "skipped", "deselected", "errors", "pytest_exit_code", "kills", "leader_kills",
+             "restarts", "kills_per_member", "kill_every", "tests_selection", "restart_serving_s_max",
+             "survivors_serving_s_max")
+
+
 def harness_cell(server, script, first_port, out_dir, say):
     """compat.py's entry point: start the ensemble, run, stop; returns the matrix cell."""
-    ens = rolling_ensemble.Ensemble(server, script, "%s-rolling" % server, first_port)
-    say("  members on 127.0.0.1:%s (each also +1, +2)" % ",".join(str(p) for p in ens.ports))
-    t = time.monotonic()
-    err = ens.start()
-    if err:
-        say(err)
-        return {"status": "error", "reason": "ensemble failed to start: %s" % err.splitlines()[-1]}
-    try:
-        try:
-            modes = ens.wait_serving(timeout=START_WAIT)
-        except (TimeoutError, RuntimeError) as e:
-            say("  %s" % e)
-            return {"status": "error", "reason": "ensemble did not serve: %s" % e}
-        say("  ensemble serving after %.1fs: %s" % (time.monotonic() - t, json.dumps(modes)))
-        res = run(ens, server, out_dir)
-    finally:
-        msg = ens.stop()
-        if msg:
-            say(msg)
-    keys = ("passed", "failed", "skipped", "deselected", "errors", "pytest_exit_code", "kills", "leader_kills",
-            "restarts", "kill_every", "tests_selection", "restart_serving_s_max", "survivors_serving_s_max")
-    cell = {"status": "ran"}
-    cell.update({k: res[k] for k in keys})
-    cell["failed_tests"] = [f["id"] for f in res["failures"]]
-    if "error" in res:
-        cell["status"] = "error"
-        cell["reason"] = res["error"]
-    return cell
+    res, failed = rolling_ensemble.run_on_ensemble(server, script, "%s-rolling" % server, first_port, say,
+                                                   lambda ens: run(ens, server, out_dir), start_wait=START_WAIT)
+    return failed or rolling_ensemble.harness_cell(res, CELL_KEYS)
 
 
 def main(argv=None):

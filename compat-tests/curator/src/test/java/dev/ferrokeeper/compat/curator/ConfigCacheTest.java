@@ -53,6 +53,7 @@ class ConfigCacheTest extends CompatBase {
                 .forAll((type, oldData, data) -> events.add(render(type, oldData, data)))
                 .forInitialized(initialized::countDown)
                 .build());
+        sync(watcher);  // on an ensemble: the writer's creates went through another server
         cache.start();
         assertTrue(initialized.await(WAIT_S, TimeUnit.SECONDS), "cache initialized");
         // The initial load reports what is already there (parent before child).
@@ -189,6 +190,7 @@ class ConfigCacheTest extends CompatBase {
                         + (e.getType() == TreeCacheEvent.Type.NODE_REMOVED ? "" : "=" + str(e.getData().getData())));
             }
         });
+        sync(watcher);
         cache.start();
         assertEquals("NODE_ADDED " + cfg + "=r", next(events));
         assertEquals("INITIALIZED", next(events));

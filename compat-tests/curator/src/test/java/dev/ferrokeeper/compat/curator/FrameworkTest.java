@@ -256,6 +256,7 @@ class FrameworkTest extends CompatBase {
             owner.setACL().withACL(ZooDefs.Ids.OPEN_ACL_UNSAFE).forPath(base + "/secret");
         }
         CuratorFramework stranger = newClient();
+        sync(stranger);  // on an ensemble: the ACL was set through another server
         assertArrayEquals(bytes("s"), stranger.getData().forPath(base + "/secret"));
     }
 
@@ -267,6 +268,7 @@ class FrameworkTest extends CompatBase {
         assertEquals(ZooDefs.Perms.ALL, acl.get(0).getPerms());
 
         CuratorFramework stranger = newClient();
+        sync(stranger);  // on an ensemble: the node was created through another server
         assertThrows(KeeperException.NoAuthException.class, () -> stranger.getData().forPath(base + "/secret"));
         assertThrows(KeeperException.NoAuthException.class, () -> stranger.setData().forPath(base + "/secret", bytes("x")));
 
@@ -275,6 +277,7 @@ class FrameworkTest extends CompatBase {
         closeLater(friend);
         friend.start();
         assertTrue(friend.blockUntilConnected((int) WAIT_S, TimeUnit.SECONDS));
+        sync(friend);
         assertArrayEquals(bytes("s"), friend.getData().forPath(base + "/secret"));
     }
 

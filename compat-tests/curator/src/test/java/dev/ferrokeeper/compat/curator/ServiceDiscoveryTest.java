@@ -81,6 +81,7 @@ class ServiceDiscoveryTest extends CompatBase {
         d1.registerService(db1);
         d2.registerService(web2);
 
+        sync(observer);  // on an ensemble: the registrations were made through other servers
         assertEquals(Set.of("db", "web"), new HashSet<>(q.queryForNames()), "service names");
         assertEquals(Set.of("web-1", "web-2"), ids(q.queryForInstances("web")));
         assertEquals(Set.of("db-1"), ids(q.queryForInstances("db")));
@@ -119,13 +120,16 @@ class ServiceDiscoveryTest extends CompatBase {
                 .name("web").id("web-1").address(web1.getAddress()).port(web1.getPort())
                 .payload(new Endpoint("ap", 3)).registrationTimeUTC(web1.getRegistrationTimeUTC()).build();
         d1.updateService(web1b);
+        sync(observer);
         assertEquals("ap", q.queryForInstance("web", "web-1").getPayload().zone, "updated payload");
 
         // Unregister removes exactly that instance.
         d1.unregisterService(web1b);
+        sync(observer);
         assertEquals(Set.of("web-2"), ids(q.queryForInstances("web")));
         assertNull(q.queryForInstance("web", "web-1"));
         d1.unregisterService(db1);
+        sync(observer);
         assertEquals(Set.of(), ids(q.queryForInstances("db")));
         await("provider sees 1 instance", () -> {
             try {
@@ -160,6 +164,7 @@ class ServiceDiscoveryTest extends CompatBase {
             public void stateChanged(CuratorFramework client, ConnectionState newState) {
             }
         });
+        sync(observer);  // the cache's initial load sees both registrations
         cache.start();
         assertEquals(Set.of("api-owner", "api-stays"), ids(cache.getInstances()), "cache after start");
         assertEquals(Set.of("api-owner", "api-stays"), ids(q.queryForInstances("api")));
@@ -167,6 +172,7 @@ class ServiceDiscoveryTest extends CompatBase {
         // The owner's client goes away without unregistering: its session is closed.
         int before = changes.get();
         owner.close();
+        sync(observer);
         assertEquals(Set.of("api-stays"), ids(q.queryForInstances("api")),
                 "instance gone right after its session was closed");
         await("service cache drops the instance", () -> ids(cache.getInstances()).equals(Set.of("api-stays")));
