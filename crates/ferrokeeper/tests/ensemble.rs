@@ -21,7 +21,7 @@ use common::{create, four_letter, free_port, get, spawn, sync, synced_client, wa
 use zk_protocol::Request;
 
 /// The tests of this file run one at a time: each runs three or four servers with a short
-/// tickTime (elections after 200–400 ms), and several ensembles at once on two cores starve
+/// tickTime (elections after 150–300 ms), and several ensembles at once on two cores starve
 /// each other into elections that are not what a test looks at.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -51,7 +51,7 @@ impl Drop for Server {
     }
 }
 
-/// Three servers: tickTime 400 ms (elections after 200–400 ms without a leader; session
+/// Three servers: tickTime 400 ms (elections after 150–300 ms without a leader; session
 /// timeouts 800 ms .. 8 s).
 fn ensemble(root: &Path) -> Vec<Server> {
     ensemble_with(root, "")

@@ -91,8 +91,9 @@ pub struct ConsensusConfig {
     pub log_dir: PathBuf,
     /// Directory of the state machine and its snapshots (ZooKeeper's `dataDir`).
     pub state_dir: PathBuf,
-    /// ZooKeeper's `tickTime` in ms: the heartbeat is tick/20 (≥ 20 ms), the election timeout
-    /// is tick/4 ..= tick/2 (so 100 ms and 0.5–1 s for the default 2000; at least 150–300 ms).
+    /// ZooKeeper's `tickTime` in ms: the heartbeat is tick/40 (≥ 20 ms), the election timeout
+    /// is tick/8 ..= tick/4 (so 50 ms and 250–500 ms for the default 2000; at least 150–300
+    /// ms).
     pub tick_ms: u64,
     /// The ensemble: node id → peer address (`host:port`, ZooKeeper's `server.N` host and
     /// quorum port), this node included. Empty: a one-member cluster without a network.
@@ -298,10 +299,12 @@ impl Inner {
 /// upper bound since the last heartbeat), and each follower's own election timer is drawn
 /// below that bound, so the first attempt after a leader dies is always refused and the
 /// election comes a second timeout later. This task asks for the election once the lease has
-/// run out (`lease`, plus `stagger` so that the followers do not split the vote), once per
-/// silence. It only hastens what the timers would do anyway.
+/// run out (`lease`, plus `stagger` times this node's rank among the voters other than the
+/// silent leader, so that the followers do not split the vote), once per silence. It only
+/// hastens what the timers would do anyway.
 async fn hasten_elections(
     node: std::sync::Weak<Inner>,
+    voters: Vec<u64>,
     lease: Duration,
     stagger: Duration,
     period: Duration,
@@ -319,12 +322,24 @@ async fn hasten_elections(
         let silent = Duration::from_millis(
             (inner.started.elapsed().as_millis() as u64).saturating_sub(last),
         );
-        let following = {
+        let leader = {
             let metrics = inner.raft.metrics();
             let m = metrics.borrow_watched();
-            m.state == ServerState::Follower && m.current_leader.is_some()
+            if m.state == ServerState::Follower {
+                m.current_leader
+            } else {
+                None
+            }
         };
-        if last == 0 || last == fired_for || !following || silent < lease + stagger {
+        let Some(leader) = leader else {
+            continue;
+        };
+        let rank = voters
+            .iter()
+            .filter(|id| **id != leader)
+            .position(|id| *id == inner.node_id)
+            .unwrap_or(voters.len()) as u32;
+        if last == 0 || last == fired_for || silent < lease + stagger * rank {
             continue;
         }
         fired_for = last;
@@ -454,12 +469,12 @@ fn raft_config(tick_ms: u64, snap_count: u64) -> Result<openraft::Config, Consen
     } else {
         tick_ms
     };
-    // Elections after a quarter to half a tick without a heartbeat (500-1000 ms for the
-    // default 2000), at least 5 heartbeats and 150 ms; openraft's leader lease, during which
-    // followers refuse to vote, is the upper bound.
-    let heartbeat = (tick / 20).clamp(20, 500);
-    let election_min = (tick / 4).max(heartbeat * 5).max(ELECTION_MIN_FLOOR_MS);
-    let election_max = (tick / 2)
+    // Heartbeats every tick/40; elections after an eighth to a quarter of a tick without one
+    // (250-500 ms for the default 2000), at least 5 heartbeats and 150 ms; openraft's leader
+    // lease, during which followers refuse to vote, is the upper bound.
+    let heartbeat = (tick / 40).clamp(20, 500);
+    let election_min = (tick / 8).max(heartbeat * 5).max(ELECTION_MIN_FLOOR_MS);
+    let election_max = (tick / 4)
         .max(election_min + 2 * heartbeat)
         .max(ELECTION_MAX_FLOOR_MS);
     let snap_count = if snap_count == 0 {
@@ -626,13 +641,12 @@ impl Consensus {
             .filter(|id| !config.observers.contains(id))
             .copied()
             .collect();
-        if let Some(rank) = voters.iter().position(|id| *id == config.node_id)
-            && voters.len() > 1
-        {
+        if voters.contains(&config.node_id) && voters.len() > 1 {
             tokio::spawn(hasten_elections(
                 Arc::downgrade(&consensus.inner),
+                voters,
                 Duration::from_millis(election_max_ms),
-                Duration::from_millis(2 * heartbeat_ms * rank as u64),
+                Duration::from_millis(2 * heartbeat_ms),
                 Duration::from_millis(heartbeat_ms / 2),
             ));
         }
@@ -1208,10 +1222,10 @@ mod tests {
                 c.election_timeout_min,
                 c.election_timeout_max
             ),
-            (100, 500, 1000)
+            (50, 250, 500)
         );
         let c = raft_config(0, 0).unwrap();
-        assert_eq!(c.heartbeat_interval, 100);
+        assert_eq!(c.heartbeat_interval, 50);
         let c = raft_config(100, 0).unwrap();
         assert_eq!(
             (
@@ -1228,7 +1242,7 @@ mod tests {
                 c.election_timeout_min,
                 c.election_timeout_max
             ),
-            (500, 2500, 5000)
+            (250, 1250, 2500)
         );
     }
 

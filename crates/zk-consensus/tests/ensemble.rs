@@ -16,6 +16,10 @@ use zk_protocol::jute::data::{ACL, Id};
 use zk_protocol::jute::proto::CreateRequest;
 use zk_protocol::{OpCode, Request};
 
+/// The tests of this file run one at a time: each runs three replicas with 150-300 ms
+/// election timeouts, and two clusters at once on two cores starve each other into elections.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Default)]
 struct Recorder {
     zxids: Mutex<Vec<i64>>,
@@ -54,7 +58,7 @@ fn config_snap(
         node_id: id,
         log_dir: d.clone(),
         state_dir: d,
-        // Heartbeat 20 ms, elections after 200-400 ms of silence.
+        // Heartbeat 20 ms, elections after 150-300 ms of silence.
         tick_ms: 400,
         peers: peers.clone(),
         startup_timeout: Some(Duration::from_secs(30)),
@@ -157,6 +161,20 @@ impl Cluster {
     }
 }
 
+/// Proposes `cmd`, retrying for up to 10 s while leadership moves (as a client would).
+async fn propose_retrying(node: &Consensus, cmd: Command) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match node.propose(cmd.clone()).await {
+            Ok(z) => return z,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "propose kept failing: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Proposes `n` creates under `prefix` through `node`, `depth` at a time; returns the zxids.
 async fn write_load(node: &Consensus, session: i64, prefix: &str, n: usize) -> Vec<i64> {
     let mut pending = std::collections::VecDeque::new();
@@ -179,6 +197,7 @@ async fn write_load(node: &Consensus, session: i64, prefix: &str, n: usize) -> V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_replicate_forward_and_survive_the_leader() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path()).await;
     let leader = cluster.leader().await;
@@ -305,6 +324,7 @@ async fn three_replicas_replicate_forward_and_survive_the_leader() {
 /// log again, and a restart serves the installed tree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_behind_the_purged_log_catches_up_by_snapshot() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start_snap(dir.path(), 40).await;
     let leader = cluster.leader().await;
@@ -380,10 +400,7 @@ async fn a_replica_behind_the_purged_log_catches_up_by_snapshot() {
     );
 
     // It follows the log again: a write forwarded through it is applied everywhere.
-    let z = node
-        .propose(create(session, "/after".into()))
-        .await
-        .unwrap();
+    let z = propose_retrying(node, create(session, "/after".into())).await;
     cluster.converge(z).await;
     assert!(reference.state().node("/after").unwrap().is_some());
 
