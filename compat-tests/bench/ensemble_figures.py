@@ -86,6 +86,8 @@ import kazoo  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 import bench as benchlib  # noqa: E402  (build_loadgen, machine_info, git, sha256, run)
+sys.path.insert(0, str(COMPAT / "lib"))
+from fourlw import four_letter  # noqa: E402
 
 TITLES = {"apache": "Apache ZooKeeper %s" % ZK_VERSION, "ferrokeeper": "ferrokeeper"}
 PORT_OFFSET = {"apache": 0, "ferrokeeper": 100}  # client base+off+N, quorum +10, election +20
@@ -248,22 +250,6 @@ def _stat(b):
     f = struct.unpack(">qqqqiiiqiiq", b[:68])
     return {"czxid": f[0], "mzxid": f[1], "version": f[4], "ephemeralOwner": f[7], "dataLength": f[8],
             "numChildren": f[9]}
-
-
-def four_letter(port, word, timeout=1.0):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(word.encode())
-            out = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        return out.decode(errors="replace")
-    except OSError:
-        return None
 
 
 def srvr_mode(port, timeout=0.5):

@@ -27,8 +27,12 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from fourlw import four_letter  # noqa: E402
 
 SIZE = 3
 PORTS_PER_MEMBER = 3
@@ -42,22 +46,6 @@ SESSION_TIMEOUT_MS = 4000  # the minimum with tickTime 2000: a probe session lef
 
 def client_ports(first_port, size=SIZE):
     return [first_port + PORTS_PER_MEMBER * i for i in range(size)]
-
-
-def four_letter(port, word, timeout=3.0):
-    """The reply to a four-letter word, or None if nothing answers."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(word.encode())
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-        return out.decode(errors="replace")
-    except OSError:
-        return None
 
 
 def srvr_mode(port):
@@ -297,3 +285,26 @@ def harness_cell(res, keys):
         cell["status"] = "error"
         cell["reason"] = res["error"]
     return cell
+
+
+def cli_main(argv, doc, suite, setup, harness_cell):
+    """The command line of a rolling suite: `setup`, or `run --server KIND --port P` (an
+    ensemble of that kind on P, P+3, P+6), printing the matrix cell."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("setup")
+    r = sub.add_parser("run")
+    r.add_argument("--server", required=True, choices=("apache", "ferrokeeper"))
+    r.add_argument("--port", type=int, required=True, help="client port of member 1 (members: P, P+3, P+6)")
+    r.add_argument("--out-dir", default=str(Path(__file__).resolve().parent.parent / "results" / suite))
+    args = ap.parse_args(argv)
+    setup()
+    if args.cmd == "setup":
+        return 0
+    lib = Path(__file__).resolve().parent.parent / "lib"
+    script = lib / ("apache-zk.sh" if args.server == "apache" else "ferrokeeper.sh")
+    cell = harness_cell(args.server, script, args.port, args.out_dir, lambda m: print(m, flush=True))
+    print(json.dumps(cell, indent=2))
+    return 0 if cell["status"] == "ran" and cell["failed"] == 0 else 1

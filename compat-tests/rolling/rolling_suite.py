@@ -25,7 +25,6 @@ rolling/deselected.txt. A run in which no member was killed is an error.
 Standard library only.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -121,21 +120,7 @@ def harness_cell(server, script, first_port, out_dir, say):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup")
-    r = sub.add_parser("run")
-    r.add_argument("--server", required=True, choices=("apache", "ferrokeeper"))
-    r.add_argument("--port", type=int, required=True, help="client port of member 1 (members: P, P+3, P+6)")
-    r.add_argument("--out-dir", default=str(COMPAT_DIR / "results" / "rolling"))
-    args = ap.parse_args(argv)
-    setup()
-    if args.cmd == "setup":
-        return 0
-    script = COMPAT_DIR / "lib" / ("apache-zk.sh" if args.server == "apache" else "ferrokeeper.sh")
-    cell = harness_cell(args.server, script, args.port, args.out_dir, lambda m: print(m, flush=True))
-    print(json.dumps(cell, indent=2))
-    return 0 if cell["status"] == "ran" and cell["failed"] == 0 else 1
+    return rolling_ensemble.cli_main(argv, __doc__, "rolling", setup, harness_cell)
 
 
 if __name__ == "__main__":

@@ -253,15 +253,20 @@ fn jvm_flags() -> String {
         .join(" ")
 }
 
-/// The `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
-/// lines as peer addresses (`host:quorumPort`); the election port is not used (openraft
-/// elects over the quorum port), and the ids of the observers among them. Empty unless there
-/// are at least two.
-fn peers(
-    kv: &BTreeMap<String, String>,
-) -> anyhow::Result<(BTreeMap<u64, String>, std::collections::BTreeSet<u64>)> {
-    let mut peers = BTreeMap::new();
-    let mut observers = std::collections::BTreeSet::new();
+/// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
+/// line of zoo.cfg.
+struct ServerLine {
+    host: String,
+    quorum_port: u16,
+    election_port: String,
+    observer: bool,
+    /// As written after `;`, if anything.
+    client: Option<String>,
+}
+
+/// The `server.N` lines by id.
+fn server_lines(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, ServerLine>> {
+    let mut lines = BTreeMap::new();
     for (k, v) in kv {
         let Some(id) = k.strip_prefix("server.") else {
             continue;
@@ -269,24 +274,54 @@ fn peers(
         let id: u64 = id
             .parse()
             .with_context(|| format!("{k}: not a server id"))?;
-        let server = v.split(';').next().unwrap_or_default();
+        let (server, client) = match v.split_once(';') {
+            Some((s, c)) => (s, Some(c.trim().to_string())),
+            None => (v.as_str(), None),
+        };
         let parts: Vec<&str> = server.split(':').collect();
-        let (host, port) = match parts.as_slice() {
-            [host, port, _election] | [host, port, _election, "participant"] => (*host, *port),
-            [host, port, _election, "observer"] => {
-                observers.insert(id);
-                (*host, *port)
+        let (host, port, election, observer) = match parts.as_slice() {
+            [host, port, election] | [host, port, election, "participant"] => {
+                (*host, *port, *election, false)
             }
+            [host, port, election, "observer"] => (*host, *port, *election, true),
             _ => bail!("{k}={v}: expected host:quorumPort:electionPort[:role][;clientPort]"),
         };
-        port.parse::<u16>()
+        let quorum_port = port
+            .parse::<u16>()
             .with_context(|| format!("{k}: bad quorum port {port:?}"))?;
-        peers.insert(id, format!("{host}:{port}"));
+        lines.insert(
+            id,
+            ServerLine {
+                host: host.to_string(),
+                quorum_port,
+                election_port: election.to_string(),
+                observer,
+                client,
+            },
+        );
     }
-    if peers.len() < 2 {
-        peers.clear();
-        observers.clear();
+    Ok(lines)
+}
+
+/// The `server.N` lines as peer addresses (`host:quorumPort`; the election port is not used:
+/// openraft elects over the quorum port), and the ids of the observers among them. Empty
+/// unless there are at least two.
+fn peers(
+    kv: &BTreeMap<String, String>,
+) -> anyhow::Result<(BTreeMap<u64, String>, std::collections::BTreeSet<u64>)> {
+    let lines = server_lines(kv)?;
+    if lines.len() < 2 {
+        return Ok(Default::default());
     }
+    let peers = lines
+        .iter()
+        .map(|(id, l)| (*id, format!("{}:{}", l.host, l.quorum_port)))
+        .collect();
+    let observers = lines
+        .iter()
+        .filter(|(_, l)| l.observer)
+        .map(|(id, _)| *id)
+        .collect();
     Ok((peers, observers))
 }
 
@@ -298,33 +333,29 @@ fn ensemble_config(
     kv: &BTreeMap<String, String>,
     ensemble: bool,
 ) -> anyhow::Result<Option<String>> {
-    let mut lines = BTreeMap::new();
-    for (k, v) in kv {
-        let Some(id) = k.strip_prefix("server.") else {
-            continue;
-        };
-        let id: u64 = id
-            .parse()
-            .with_context(|| format!("{k}: not a server id"))?;
-        let (server, client) = match v.split_once(';') {
-            Some((s, c)) => (s, Some(c.trim())),
-            None => (v.as_str(), None),
-        };
-        let server = match server.split(':').count() {
-            3 => format!("{server}:participant"),
-            _ => server.to_string(),
-        };
-        let line = match client {
-            None => format!("server.{id}={server}"),
-            Some(c) if !c.contains(':') => format!("server.{id}={server};0.0.0.0:{c}"),
-            Some(c) => format!("server.{id}={server};{c}"),
-        };
-        lines.insert(id, line);
-    }
+    let lines = server_lines(kv)?;
     if !ensemble || lines.is_empty() {
         return Ok(None);
     }
-    let out: Vec<String> = lines.into_values().collect();
+    let out: Vec<String> = lines
+        .iter()
+        .map(|(id, l)| {
+            let role = if l.observer {
+                "observer"
+            } else {
+                "participant"
+            };
+            let server = format!(
+                "server.{id}={}:{}:{}:{role}",
+                l.host, l.quorum_port, l.election_port
+            );
+            match l.client.as_deref() {
+                None => server,
+                Some(c) if !c.contains(':') => format!("{server};0.0.0.0:{c}"),
+                Some(c) => format!("{server};{c}"),
+            }
+        })
+        .collect();
     Ok(Some(out.join("\n")))
 }
 
