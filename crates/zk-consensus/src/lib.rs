@@ -16,7 +16,9 @@
 //! newest checkpoint's files on a connection of their own (`network`, `peer`), the replica
 //! installs it in place of its tree and tells the listener ([`ApplyListener::reset`]).
 //!
-//! Not yet: membership changes (reconfig, observers), leader-conditional writes.
+//! Observers are openraft learners that the leader adds to the membership.
+//!
+//! Not yet: membership changes through reconfig, leader-conditional writes.
 //!
 //! # Layout
 //! - `types`: the openraft type config and the byte encodings.
@@ -293,6 +295,12 @@ impl Inner {
     }
 }
 
+/// The node behind a background task's weak handle, unless it is gone or shutting down.
+fn running(node: &std::sync::Weak<Inner>) -> Option<Arc<Inner>> {
+    node.upgrade()
+        .filter(|inner| !inner.shutting_down.load(Ordering::Acquire))
+}
+
 /// Starts an election as soon as the other voters would grant it after the leader fell silent.
 ///
 /// openraft's followers refuse to vote while their leader lease lasts (the election timeout's
@@ -312,12 +320,9 @@ async fn hasten_elections(
     let mut fired_for = 0;
     loop {
         tokio::time::sleep(period).await;
-        let Some(inner) = node.upgrade() else {
+        let Some(inner) = running(&node) else {
             return;
         };
-        if inner.shutting_down.load(Ordering::Acquire) {
-            return;
-        }
         let last = inner.last_append_ms.load(Ordering::Relaxed);
         let silent = Duration::from_millis(
             (inner.started.elapsed().as_millis() as u64).saturating_sub(last),
@@ -354,7 +359,6 @@ async fn hasten_elections(
 }
 
 /// The leader's table of session owners.
-#[derive(Default)]
 struct Owners {
     table: std::collections::HashMap<i64, u64>,
     /// The size at which closed sessions are pruned next.
@@ -428,12 +432,9 @@ async fn keep_observers(
 ) {
     loop {
         tokio::time::sleep(period).await;
-        let Some(inner) = node.upgrade() else {
+        let Some(inner) = running(&node) else {
             return;
         };
-        if inner.shutting_down.load(Ordering::Acquire) {
-            return;
-        }
         if !inner.raft.is_leader() {
             continue;
         }
