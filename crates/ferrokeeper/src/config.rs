@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use zk_protocol::quorum::ServerSpec;
 use zk_session::{FourLetterWhitelist, SessionConfig};
 
 /// The settings ferrokeeper takes from zoo.cfg.
@@ -32,6 +33,9 @@ pub struct Config {
     /// ZooKeeper's `snapCount` (`zookeeper.snapCount`): log entries between snapshots; 0 is
     /// the default (100 000).
     pub snap_count: u64,
+    /// ZooKeeper's `standaloneEnabled` (default true): a reconfig must leave at least two
+    /// participants.
+    pub standalone_enabled: bool,
     /// Keys that were present but are not used (logged at start-up).
     pub ignored: Vec<String>,
 }
@@ -54,6 +58,7 @@ impl Default for Config {
             peers: BTreeMap::new(),
             observers: Default::default(),
             snap_count: 0,
+            standalone_enabled: true,
             ignored: Vec::new(),
         }
     }
@@ -178,6 +183,7 @@ impl Config {
                     // Read together below (AuthenticationHelper).
                 }
                 "standaloneEnabled" => {
+                    c.standalone_enabled = v != "false";
                     c.session.mode = if v == "false" { "leader" } else { "standalone" }.into()
                 }
                 "jute.maxbuffer" => c.session.frame_bytes_max = usize::try_from(num(k, v)?)?,
@@ -253,19 +259,9 @@ fn jvm_flags() -> String {
         .join(" ")
 }
 
-/// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
-/// line of zoo.cfg.
-struct ServerLine {
-    host: String,
-    quorum_port: u16,
-    election_port: String,
-    observer: bool,
-    /// As written after `;`, if anything.
-    client: Option<String>,
-}
-
-/// The `server.N` lines by id.
-fn server_lines(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, ServerLine>> {
+/// The `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
+/// lines of zoo.cfg by id, parsed as ZooKeeper parses them (and as reconfig does).
+fn server_lines(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, ServerSpec>> {
     let mut lines = BTreeMap::new();
     for (k, v) in kv {
         let Some(id) = k.strip_prefix("server.") else {
@@ -274,31 +270,12 @@ fn server_lines(kv: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<u64, S
         let id: u64 = id
             .parse()
             .with_context(|| format!("{k}: not a server id"))?;
-        let (server, client) = match v.split_once(';') {
-            Some((s, c)) => (s, Some(c.trim().to_string())),
-            None => (v.as_str(), None),
-        };
-        let parts: Vec<&str> = server.split(':').collect();
-        let (host, port, election, observer) = match parts.as_slice() {
-            [host, port, election] | [host, port, election, "participant"] => {
-                (*host, *port, *election, false)
-            }
-            [host, port, election, "observer"] => (*host, *port, *election, true),
-            _ => bail!("{k}={v}: expected host:quorumPort:electionPort[:role][;clientPort]"),
-        };
-        let quorum_port = port
-            .parse::<u16>()
-            .with_context(|| format!("{k}: bad quorum port {port:?}"))?;
-        lines.insert(
-            id,
-            ServerLine {
-                host: host.to_string(),
-                quorum_port,
-                election_port: election.to_string(),
-                observer,
-                client,
-            },
-        );
+        let spec = ServerSpec::parse(v.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "{k}={v}: {e} (expected host:quorumPort:electionPort[:role][;clientPort])"
+            )
+        })?;
+        lines.insert(id, spec);
     }
     Ok(lines)
 }
@@ -315,7 +292,7 @@ fn peers(
     }
     let peers = lines
         .iter()
-        .map(|(id, l)| (*id, format!("{}:{}", l.host, l.quorum_port)))
+        .map(|(id, l)| (*id, l.quorum.render()))
         .collect();
     let observers = lines
         .iter()
@@ -339,22 +316,7 @@ fn ensemble_config(
     }
     let out: Vec<String> = lines
         .iter()
-        .map(|(id, l)| {
-            let role = if l.observer {
-                "observer"
-            } else {
-                "participant"
-            };
-            let server = format!(
-                "server.{id}={}:{}:{}:{role}",
-                l.host, l.quorum_port, l.election_port
-            );
-            match l.client.as_deref() {
-                None => server,
-                Some(c) if !c.contains(':') => format!("{server};0.0.0.0:{c}"),
-                Some(c) => format!("{server};{c}"),
-            }
-        })
+        .map(|(id, l)| format!("server.{id}={}", l.render()))
         .collect();
     Ok(Some(out.join("\n")))
 }

@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
                 .then_some(std::time::Duration::from_secs(60)),
             observers: config.observers.clone(),
             snap_count: config.snap_count,
+            dynamic_config: config.session.ensemble_config.clone(),
+            standalone_enabled: config.standalone_enabled,
         },
         Arc::new(HubListener(Arc::clone(&hub))),
     )

@@ -596,3 +596,175 @@ async fn an_observer_replicates_and_serves_but_does_not_vote() {
         "the leader kept serving with only an observer behind it"
     );
 }
+
+/// A reconfig request (`joining`, `leaving`: comma-separated; `from`: the expected config
+/// version or -1) on `c`: the error code and, on success, `/zookeeper/config`'s data and mzxid.
+async fn reconfig(
+    c: &mut Raw,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    from: i64,
+) -> (i32, String, i64) {
+    use zk_protocol::jute::Record;
+    use zk_protocol::jute::proto::{GetDataResponse, ReconfigRequest};
+    let (h, body) = c
+        .call(&Request::Reconfig(ReconfigRequest {
+            joining_servers: joining.map(str::to_string),
+            leaving_servers: leaving.map(str::to_string),
+            new_members: None,
+            cur_config_id: from,
+        }))
+        .await;
+    if h.err != 0 {
+        return (h.err, String::new(), 0);
+    }
+    let r = GetDataResponse::decode(&mut zk_protocol::jute::Reader::new(body)).unwrap();
+    let data = String::from_utf8(r.data.unwrap_or_default().to_vec()).unwrap();
+    assert_eq!(
+        r.stat.mzxid, h.zxid,
+        "the config's version is the reconfig's zxid"
+    );
+    assert!(data.ends_with(&format!("version={:x}", h.zxid)), "{data}");
+    (0, data, h.zxid)
+}
+
+/// A session on `addr` authenticated as ZooKeeper's super user (`super:test`).
+async fn super_client(addr: SocketAddr) -> Raw {
+    use zk_protocol::jute::proto::AuthPacket;
+    let mut c = synced_client(addr).await;
+    let (h, _) = c
+        .call(&Request::Auth(AuthPacket {
+            r#type: 0,
+            scheme: Some("digest".into()),
+            auth: Some(bytes::Bytes::from_static(b"super:test")),
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    c
+}
+
+/// reconfig with `reconfigEnabled=true`: a fourth server, started with a zoo.cfg that lists
+/// the ensemble and itself, joins as a learner and is added as a participant (a voter: the
+/// quorum is 4); a follower is removed; each step rewrites `/zookeeper/config` on every
+/// server (version = the zxid); a stale version is BADVERSION, a voter that is not running
+/// NEWCONFIGNOQUORUM, a client without super NOAUTH; writes go on and reach every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_adds_a_server_and_removes_one() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = ensemble_of(
+        dir.path(),
+        &["participant"; 4],
+        "reconfigEnabled=true\nDigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n",
+    );
+    // The first three know only each other, as a running ensemble's zoo.cfg does.
+    let line4 = {
+        let cfg = std::fs::read_to_string(servers[3].dir.join("zoo.cfg")).unwrap();
+        cfg.lines()
+            .find(|l| l.starts_with("server.4="))
+            .unwrap()
+            .to_string()
+    };
+    for s in &servers[..3] {
+        let path = s.dir.join("zoo.cfg");
+        let cfg = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, cfg.replace(&format!("{line4}\n"), "")).unwrap();
+    }
+    for s in &mut servers[..3] {
+        s.start();
+    }
+    for s in &servers[..3] {
+        wait_ready(s.client).await;
+    }
+    let lead = leader(&servers[..3]).await;
+    let lead_i = servers.iter().position(|s| s.id == lead).unwrap();
+    let mut admin = super_client(servers[lead_i].client).await;
+    assert_eq!(admin.call(&create("/before", 0)).await.0.err, 0);
+
+    // Refusals: no super, a voter that is not running, a stale version.
+    let mut plain = synced_client(servers[(lead_i + 1) % 3].client).await;
+    let spec4 = line4.trim_start_matches("server.4=");
+    let (err, _, _) = reconfig(&mut plain, Some(&line4), None, -1).await;
+    assert_eq!(err, -102, "NOAUTH without super");
+    let (err, _, _) = reconfig(
+        &mut admin,
+        Some("server.9=127.0.0.1:1:2:participant;127.0.0.1:3"),
+        None,
+        -1,
+    )
+    .await;
+    assert_eq!(
+        err, 0,
+        "one voter down of four still leaves a synced quorum"
+    );
+    let (err, _, _) = reconfig(
+        &mut admin,
+        Some("server.8=127.0.0.1:4:5:participant;127.0.0.1:6,server.7=127.0.0.1:7:8;9"),
+        None,
+        -1,
+    )
+    .await;
+    assert_eq!(err, -13, "three voters down of six: NEWCONFIGNOQUORUM");
+    let (err, data, version) = reconfig(&mut admin, None, Some("9"), -1).await;
+    assert_eq!(err, 0);
+    assert!(!data.contains("server.9="), "{data}");
+    let (err, _, _) = reconfig(&mut admin, None, None, version + 1).await;
+    assert_eq!(
+        err, -103,
+        "BADVERSION for a version that is not the current one"
+    );
+
+    // The fourth server joins as a learner and catches up.
+    servers[3].start();
+    wait_ready(servers[3].client).await;
+    let mut four = synced_client(servers[3].client).await;
+    assert_eq!(four.call(&get("/before")).await.0.err, 0);
+    // Added as a participant, from the current version.
+    let (err, data, _) = reconfig(&mut admin, Some(&line4), None, version).await;
+    assert_eq!(err, 0);
+    assert!(data.contains(&format!("server.4={spec4}\n")), "{data}");
+    let mntr = until(servers[lead_i].client, "mntr", |m| {
+        mntr_value(m, "zk_quorum_size").as_deref() == Some("4")
+            && mntr_value(m, "zk_synced_followers").as_deref() == Some("3")
+    })
+    .await;
+    assert_eq!(mntr_value(&mntr, "zk_learners").as_deref(), Some("3"));
+    assert_eq!(four.call(&sync()).await.0.err, 0);
+    let (h, body) = four.call(&get("/zookeeper/config")).await;
+    assert_eq!(h.err, 0);
+    assert!(
+        String::from_utf8_lossy(&body).contains(&data),
+        "server 4 shows the new configuration"
+    );
+
+    // A follower leaves; the other three carry on.
+    let gone = servers
+        .iter()
+        .position(|s| s.id != lead && s.id != 4)
+        .unwrap();
+    let gone_id = servers[gone].id;
+    let (err, data, _) = reconfig(&mut admin, None, Some(&gone_id.to_string()), -1).await;
+    assert_eq!(err, 0);
+    assert!(!data.contains(&format!("server.{gone_id}=")), "{data}");
+    until(servers[lead_i].client, "mntr", |m| {
+        mntr_value(m, "zk_quorum_size").as_deref() == Some("3")
+    })
+    .await;
+    servers[gone].kill();
+    assert_eq!(admin.call(&create("/after", 0)).await.0.err, 0);
+    assert_eq!(four.call(&sync()).await.0.err, 0);
+    assert_eq!(four.call(&get("/after")).await.0.err, 0);
+
+    // The leader removes itself: answered, then the other two elect a leader between them.
+    let (err, data, _) = reconfig(&mut admin, None, Some(&lead.to_string()), -1).await;
+    assert_eq!(err, 0);
+    assert!(!data.contains(&format!("server.{lead}=")), "{data}");
+    let rest: Vec<SocketAddr> = servers
+        .iter()
+        .filter(|s| s.child.is_some() && s.id != lead)
+        .map(|s| s.client)
+        .collect();
+    let mut c = reconnect(&rest).await;
+    let (h, _) = c.call(&create("/last", 0)).await;
+    assert_eq!(h.err, 0);
+}

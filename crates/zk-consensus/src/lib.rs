@@ -18,7 +18,11 @@
 //!
 //! Observers are openraft learners that the leader adds to the membership.
 //!
-//! Not yet: membership changes through reconfig, leader-conditional writes.
+//! Membership changes: ZooKeeper's `reconfig` on the leader, mapped onto openraft's
+//! membership (participants voters, observers learners), and new servers joining as
+//! learners first (`reconfig`).
+//!
+//! Not yet: leader-conditional writes.
 //!
 //! # Layout
 //! - `types`: the openraft type config and the byte encodings.
@@ -27,6 +31,7 @@
 //! - `wire`: the peer protocol (frames, messages, a multiplexed client).
 //! - `network`: openraft's network over it.
 //! - `peer`: the peer server (raft RPCs, forwarded writes, read indexes, session reports).
+//! - `reconfig`: reconfig on the leader, joining as a learner.
 //!
 //! # On-disk layout
 //! `log_dir/log` holds the log's RocksDB, `state_dir/tree` the state machine's RocksDB and
@@ -37,6 +42,7 @@
 mod log_storage;
 mod network;
 mod peer;
+mod reconfig;
 mod state_machine;
 mod types;
 mod wire;
@@ -111,6 +117,12 @@ pub struct ConsensusConfig {
     /// one entry) stays in the log behind the last snapshot for replicas that lag a little;
     /// one further behind gets the snapshot. 0 means ZooKeeper's default, 100 000.
     pub snap_count: u64,
+    /// The ensemble's configuration as `/zookeeper/config` shows it before any reconfig: the
+    /// `server.N=...` lines of zoo.cfg (ZooKeeper's format, each ending with a newline or
+    /// not). `None`: no reconfig (a standalone server).
+    pub dynamic_config: Option<String>,
+    /// ZooKeeper's `standaloneEnabled`: a reconfig must then leave at least two participants.
+    pub standalone_enabled: bool,
 }
 
 /// ZooKeeper's default `snapCount`.
@@ -285,6 +297,12 @@ struct Inner {
     /// `started` (0: never).
     last_append_ms: AtomicU64,
     started: Instant,
+    /// Held while a reconfig is carried out (one at a time).
+    reconfig_lock: Arc<tokio::sync::Mutex<()>>,
+    /// See [`ConsensusConfig::dynamic_config`].
+    dynamic_config: Option<String>,
+    /// See [`ConsensusConfig::standalone_enabled`].
+    standalone_enabled: bool,
 }
 
 impl Inner {
@@ -627,6 +645,9 @@ impl Consensus {
                 owners,
                 last_append_ms: AtomicU64::new(0),
                 started: Instant::now(),
+                reconfig_lock: Arc::default(),
+                dynamic_config: config.dynamic_config.clone(),
+                standalone_enabled: config.standalone_enabled,
             }),
         };
         if let Some(listener) = listener {
@@ -690,8 +711,23 @@ impl Consensus {
     /// log, so waiting for the log tail to commit and apply covers it.
     async fn join(&self, config: &ConsensusConfig) -> Result<(), ConsensusError> {
         let raft = &self.inner.raft;
-        // Observers do not initialize: the leader adds them as learners.
-        if !self.inner.observer && !raft.is_initialized().await? {
+        // A new server finds the ensemble running and joins it as a learner instead of
+        // initializing a cluster (observers never initialize: the leader adds them).
+        let fresh = !raft.is_initialized().await?;
+        let joining = fresh
+            && config.peers.len() > 1
+            && (self.inner.observer || self.ensemble_running(&config.peers).await);
+        if joining {
+            tracing::info!("an ensemble is running: joining it as a learner");
+            tokio::spawn(reconfig::join_as_learner(
+                Arc::downgrade(&self.inner),
+                config.peers.clone(),
+                Duration::from_millis(
+                    raft_config(config.tick_ms, config.snap_count)?.heartbeat_interval * 5,
+                ),
+            ));
+        }
+        if fresh && !joining {
             let members: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
                 BTreeMap::from([(config.node_id, BasicNode::new(LOCAL_ADDR))])
             } else {
@@ -764,7 +800,7 @@ impl Consensus {
             return Err(ConsensusError::ShuttingDown);
         }
         if self.inner.raft.is_leader() {
-            return Ok(Box::pin(self.submit_local(cmd, origin).await?));
+            return self.submit_local(cmd, origin).await;
         }
         let client = self.leader_client().await?;
         let pending = client
@@ -863,10 +899,22 @@ impl Consensus {
         Ok(())
     }
 
-    /// [`Consensus::submit`] on the leader: checks a client's write against its session's
-    /// owner (`origin`: the server holding the connection), stamps and enqueues the command
-    /// into openraft.
+    /// [`Consensus::submit`] on the leader: an ensemble's reconfig is carried out
+    /// ([`Consensus::reconfigure`]); anything else goes to [`Consensus::submit_plain`].
     pub(crate) async fn submit_local(
+        &self,
+        cmd: zk_datatree::Command,
+        origin: Option<u64>,
+    ) -> Result<Proposal, ConsensusError> {
+        if self.inner.dynamic_config.is_some() && reconfig::is_reconfig(&cmd) {
+            return self.reconfigure(cmd, origin).await;
+        }
+        Ok(Box::pin(self.submit_plain(cmd, origin).await?))
+    }
+
+    /// Checks a client's write against its session's owner (`origin`: the server holding the
+    /// connection), stamps and enqueues the command into openraft.
+    pub(crate) async fn submit_plain(
         &self,
         mut cmd: zk_datatree::Command,
         origin: Option<u64>,
@@ -1082,7 +1130,7 @@ impl Consensus {
     /// The replication figures of an ensemble member (`None` for a one-member group, which
     /// ZooKeeper runs standalone).
     pub fn replication_stats(&self) -> Option<ReplicationStats> {
-        let limit = self.inner.quorum_timeout?;
+        self.inner.quorum_timeout?;
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
         let voters = m.membership_config.membership().voter_ids().count();
@@ -1091,31 +1139,13 @@ impl Consensus {
             .leading_since
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let leader = match (since, &m.heartbeat, &m.replication) {
-            (Some(since), Some(acks), Some(matched)) if m.state == ServerState::Leader => {
-                let me = self.inner.node_id;
-                let recent: Vec<u64> = acks
-                    .iter()
-                    .filter(|(id, at)| {
-                        **id != me
-                            && at
-                                .as_ref()
-                                .is_some_and(|at| openraft::Instant::elapsed(&**at) < limit)
-                    })
-                    .map(|(id, _)| *id)
-                    .collect();
-                let last = m.last_log_index.unwrap_or(0);
+        let progress = (m.state == ServerState::Leader)
+            .then(|| self.learner_progress(&m))
+            .flatten();
+        let leader = match (since, progress) {
+            (Some(since), Some((recent, synced))) => {
                 let voter_ids: std::collections::BTreeSet<u64> =
                     m.membership_config.membership().voter_ids().collect();
-                let synced: Vec<&u64> = recent
-                    .iter()
-                    .filter(|id| {
-                        matched
-                            .get(id)
-                            .and_then(|l| l.as_ref())
-                            .is_some_and(|l| l.index + self.inner.keep_behind_snapshot >= last)
-                    })
-                    .collect();
                 let synced_followers = synced.iter().filter(|id| voter_ids.contains(id)).count();
                 let last_size = self.inner.proposal_last.load(Ordering::Relaxed);
                 let proposal_sizes = (last_size > 0).then(|| {
@@ -1287,6 +1317,8 @@ mod tests {
             startup_timeout: Some(Duration::from_secs(60)),
             observers: Default::default(),
             snap_count: 0,
+            dynamic_config: None,
+            standalone_enabled: true,
         };
         let c = Consensus::start(config.clone(), Arc::new(Ignore))
             .await

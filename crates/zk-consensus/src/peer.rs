@@ -115,6 +115,9 @@ async fn connection(stream: TcpStream, node: Weak<Inner>, mut stop: watch::Recei
                     },
                 }
             }
+            PeerRequest::Join { id, addr } => {
+                Some(PeerReply::Join(consensus.accept_join(id, addr).await))
+            }
             PeerRequest::Touch(sessions) => {
                 tracing::trace!(count = sessions.len(), "sessions reported by a follower");
                 let handler = consensus.inner.touch_handler.get().cloned();

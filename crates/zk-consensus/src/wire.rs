@@ -64,6 +64,25 @@ pub(crate) enum PeerRequest {
     /// each listed file in order, unframed; answered with [`PeerReply::Snapshot`] once
     /// installed.
     Snapshot(SnapshotHeader),
+    /// A server that is not in the membership (yet) asks to be added as a learner: a new
+    /// server of a reconfig, or one looking for a running ensemble before it initializes one.
+    Join {
+        /// Its id.
+        id: u64,
+        /// Its peer address.
+        addr: String,
+    },
+}
+
+/// The answer to [`PeerRequest::Join`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum JoinReply {
+    /// The receiver has no cluster yet (it may initialize one with the asker).
+    NotInitialized,
+    /// The asker is in the membership (it was, or the leader just added it as a learner).
+    Member,
+    /// The receiver is in a cluster but does not lead; the leader it knows of.
+    NotLeader(Option<u64>),
 }
 
 /// What precedes the files of a snapshot on the wire.
@@ -148,6 +167,8 @@ pub(crate) enum PeerReply {
     Revalidate(Result<(), RemoteFailure>),
     /// To `Snapshot`: openraft's answer once the snapshot is installed (or refused).
     Snapshot(Result<openraft::raft::SnapshotResponse<TypeConfig>, String>),
+    /// To `Join`.
+    Join(JoinReply),
 }
 
 pub(crate) fn encode<T: Serialize>(id: u64, msg: &T) -> io::Result<Bytes> {

@@ -49,6 +49,8 @@ fn config(dir: &Path) -> ConsensusConfig {
         startup_timeout: Some(Duration::from_secs(60)),
         observers: Default::default(),
         snap_count: 0,
+        dynamic_config: None,
+        standalone_enabled: true,
     }
 }
 

@@ -64,6 +64,8 @@ fn config_snap(
         startup_timeout: Some(Duration::from_secs(30)),
         observers: Default::default(),
         snap_count,
+        dynamic_config: None,
+        standalone_enabled: true,
     }
 }
 

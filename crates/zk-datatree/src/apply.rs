@@ -85,6 +85,11 @@ pub enum Op {
         /// The container or TTL node.
         path: String,
     },
+    /// The end of an ensemble's `reconfig` (the membership change itself went through
+    /// consensus before it): the new configuration's server lines, each ending with a
+    /// newline, become `/zookeeper/config`'s data with `version=<this zxid in hex>` after
+    /// them; or the error the leader found, answered with this zxid (ZooKeeper's error txn).
+    Configure(Result<String, ErrorCode>),
 }
 
 /// A watch trigger produced by apply: the event fires the watches set on `path`.
@@ -125,6 +130,13 @@ pub enum Outcome {
     },
     /// A session was closed.
     SessionClosed,
+    /// `/zookeeper/config` was rewritten by a reconfig: its data and Stat.
+    Configured {
+        /// The configuration text.
+        data: Bytes,
+        /// The node's Stat.
+        stat: Stat,
+    },
 }
 
 /// The result of applying one command: the outcome and the watch triggers, in the order
@@ -511,9 +523,9 @@ fn remove_child<S: TreeStore + ?Sized>(
     Ok(())
 }
 
-/// reconfig: RECONFIGDISABLED unless enabled, then WRITE on /zookeeper/config (in practice:
-/// super). Changing the membership comes with the ensemble (issue 5); until then an allowed
-/// reconfig is UNIMPLEMENTED, as a standalone ZooKeeper answers it.
+/// reconfig as a log command: RECONFIGDISABLED unless enabled, else (a session check, then)
+/// UNIMPLEMENTED, as a standalone ZooKeeper answers it. An ensemble's leader handles an
+/// enabled reconfig itself and logs its result as [`Op::Configure`].
 fn reconfig<S: TreeStore + ?Sized>(
     store: &S,
     ctx: &Ctx<'_>,
@@ -522,9 +534,34 @@ fn reconfig<S: TreeStore + ?Sized>(
     if !enabled {
         return Err(ErrorCode::ReconfigDisabled);
     }
-    let config = store.node("/zookeeper/config").ok_or(ErrorCode::NoNode)?;
-    acl::check(&config.acl, perms::WRITE, ctx.auth)?;
+    check_session(store, ctx.session_id)?;
     Err(ErrorCode::Unimplemented)
+}
+
+/// The path of ZooKeeper's configuration node.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
+/// [`Op::Configure`]'s effect: `DataTree.processTxn` for a reconfig is a setData of
+/// `/zookeeper/config` with version -1 (so the node keeps version -1).
+fn configure<S: TreeStore + ?Sized>(
+    store: &mut S,
+    ctx: &mut Ctx<'_>,
+    servers: &str,
+) -> Result<Outcome, ErrorCode> {
+    check_session(store, ctx.session_id)?;
+    let mut node = store.node(CONFIG_NODE).ok_or(ErrorCode::NoNode)?;
+    let data = Bytes::from(format!("{servers}version={:x}", ctx.zxid));
+    node.data = Some(data.clone());
+    node.mzxid = ctx.zxid;
+    node.mtime = ctx.time_ms;
+    let stat = node.stat();
+    ctx.triggers.push(Trigger {
+        path: CONFIG_NODE.to_string(),
+        event: EventType::NodeDataChanged,
+        acl: node.acl.clone(),
+    });
+    store.put_node(CONFIG_NODE, node);
+    Ok(Outcome::Configured { data, stat })
 }
 
 /// A createTTL request as a create request and its TTL.
@@ -616,6 +653,10 @@ pub fn apply<S: TreeStore + ?Sized>(store: &mut S, zxid: i64, cmd: &Command) -> 
         Op::Reap { path } => reap(store, &mut ctx, path)
             .map(|()| Outcome::Deleted)
             .unwrap_or_else(Outcome::Error),
+        Op::Configure(Ok(servers)) => {
+            configure(store, &mut ctx, servers).unwrap_or_else(Outcome::Error)
+        }
+        Op::Configure(Err(code)) => Outcome::Error(*code),
         Op::Request(req) => {
             let result = match req {
                 Request::Create(
@@ -673,7 +714,7 @@ pub fn init_system_nodes<S: TreeStore + ?Sized>(store: &mut S) {
     store.put_node("/zookeeper/quota", node(0, Some(Bytes::new()), &open));
     // Apache ZooKeeper 3.9.5 reports version -1 and aversion -1 for /zookeeper/config.
     store.put_node(
-        "/zookeeper/config",
+        CONFIG_NODE,
         Node {
             version: -1,
             aversion: -1,

@@ -9,7 +9,7 @@
 //! The request body is kept in ZooKeeper's own encoding, so the log holds what the client sent.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use zk_protocol::Request;
+use zk_protocol::{ErrorCode, Request};
 
 use crate::{AuthId, Command, Features, Op};
 
@@ -69,6 +69,16 @@ impl Command {
                 out.put_u8(3);
                 put_str(&mut out, path);
             }
+            Op::Configure(result) => {
+                out.put_u8(4);
+                match result {
+                    Ok(servers) => {
+                        out.put_i32(0);
+                        out.put_slice(servers.as_bytes());
+                    }
+                    Err(code) => out.put_i32(code.code()),
+                }
+            }
         }
         out.freeze()
     }
@@ -127,6 +137,15 @@ impl Command {
             3 => Op::Reap {
                 path: get_str(&mut bytes)?,
             },
+            4 => {
+                if bytes.remaining() < 4 {
+                    return Err(CommandDecodeError::Truncated);
+                }
+                Op::Configure(match bytes.get_i32() {
+                    0 => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                    code => Err(ErrorCode::from_i32(code).ok_or(CommandDecodeError::Kind(4))?),
+                })
+            }
             kind => return Err(CommandDecodeError::Kind(kind)),
         };
         Ok(Command {
@@ -215,6 +234,14 @@ mod tests {
                 auth: vec![],
                 features: Features::default(),
                 op: Op::Reap { path: "/c".into() },
+            },
+            Command {
+                op: Op::Configure(Ok("server.1=h:1:2:participant;3\n".into())),
+                ..Command::internal(7, 1, Op::CloseSession)
+            },
+            Command {
+                op: Op::Configure(Err(ErrorCode::NewConfigNoQuorum)),
+                ..Command::internal(7, 2, Op::CloseSession)
             },
         ];
         for cmd in &commands {

@@ -27,8 +27,8 @@ mod store;
 
 pub use acl::{AuthId, check as check_acl, fixup as fixup_acl, mask_digests};
 pub use apply::{
-    Applied, Command, Features, Op, Outcome, Trigger, apply, init_system_nodes, reapable,
-    session_id_for,
+    Applied, CONFIG_NODE, Command, Features, Op, Outcome, Trigger, apply, init_system_nodes,
+    reapable, session_id_for,
 };
 pub use codec::CommandDecodeError;
 pub use node::{Node, index_owner, owner_session, ttl_of};

@@ -537,14 +537,44 @@ fn reconfig_is_refused_as_zookeeper_refuses_it() {
         run(false, vec![]),
         Outcome::Error(ErrorCode::ReconfigDisabled)
     );
+    // A standalone server: UNIMPLEMENTED before any ACL check, super or not.
     assert_eq!(
         run(true, vec![AuthId::new("ip", "127.0.0.1")]),
-        Outcome::Error(ErrorCode::NoAuth)
+        Outcome::Error(ErrorCode::Unimplemented)
     );
     assert_eq!(
         run(true, vec![AuthId::new("super", "")]),
         Outcome::Error(ErrorCode::Unimplemented)
     );
+}
+
+#[test]
+fn an_ensembles_reconfig_rewrites_the_config_node() {
+    let mut t = Tree::new();
+    let mut run = |result: Result<String, ErrorCode>| {
+        t.zxid += 1;
+        let cmd = Command {
+            time_ms: 77,
+            ..Command::internal(t.session, 5, Op::Configure(result))
+        };
+        apply(&mut t.store, t.zxid, &cmd)
+    };
+    let applied = run(Ok("server.1=h:1:2:participant;0.0.0.0:3\n".into()));
+    let Outcome::Configured { data, stat } = &applied.outcome else {
+        panic!("{applied:?}");
+    };
+    let zxid = stat.mzxid;
+    assert_eq!(
+        &data[..],
+        format!("server.1=h:1:2:participant;0.0.0.0:3\nversion={zxid:x}").as_bytes()
+    );
+    assert_eq!((stat.version, stat.aversion, stat.mtime), (-1, -1, 77));
+    assert_eq!(applied.triggers.len(), 1);
+    assert_eq!(applied.triggers[0].path, "/zookeeper/config");
+    assert_eq!(applied.triggers[0].event, EventType::NodeDataChanged);
+    let failed = run(Err(ErrorCode::NewConfigNoQuorum));
+    assert_eq!(failed.outcome, Outcome::Error(ErrorCode::NewConfigNoQuorum));
+    assert!(failed.triggers.is_empty());
 }
 
 #[test]

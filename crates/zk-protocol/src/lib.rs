@@ -15,6 +15,7 @@
 //! - `handshake`: `ConnectRequest` (44 or 45 bytes) and the mirroring `ConnectResponse`.
 //! - `multi`: `MultiOperationRecord` / `MultiResponse` streams.
 //! - `request`: [`Request`], decoded by opcode.
+//! - `quorum`: the dynamic configuration (`server.N` specs, reconfig's membership changes).
 
 mod create_mode;
 mod error_code;
@@ -24,6 +25,7 @@ pub mod multi;
 mod opcode;
 pub mod path;
 pub mod perms;
+pub mod quorum;
 mod request;
 pub mod watch;
 pub mod xid;

@@ -513,7 +513,12 @@ impl<B: Backend> Conn<B> {
             }
         };
         match request {
-            write if is_write(&write) => self.write(xid, write).await,
+            write if is_write(&write) => {
+                // An ensemble's reconfig changes the membership before it is logged: nothing
+                // the session sends after it may overtake it.
+                let reconfig = matches!(write, Request::Reconfig(_));
+                self.write(xid, write).await && (!reconfig || self.drain().await)
+            }
             Request::CloseSession => {
                 let cmd = Command::internal(self.session_id, xid, Op::CloseSession);
                 self.server.tracker.forget(self.session_id);

@@ -11,7 +11,8 @@ use zk_datatree::{Applied, AuthId, Command, Op, Outcome, check_acl};
 use zk_protocol::frame::write_frame;
 use zk_protocol::jute::Record;
 use zk_protocol::jute::proto::{
-    Create2Response, CreateResponse, ReplyHeader, SetACLResponse, SetDataResponse, WatcherEvent,
+    Create2Response, CreateResponse, GetDataResponse, ReplyHeader, SetACLResponse, SetDataResponse,
+    WatcherEvent,
 };
 use zk_protocol::multi::encode_multi_response;
 use zk_protocol::watch::KeeperState;
@@ -244,6 +245,13 @@ fn write_reply(opcode: OpCode, xid: i32, zxid: i64, outcome: &Outcome) -> Bytes 
             0,
             Some(&|b| encode_multi_response(b, results)),
         ),
+        Outcome::Configured { data, stat } => {
+            let body = GetDataResponse {
+                data: Some(data.clone()),
+                stat: stat.clone(),
+            };
+            reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+        }
         Outcome::Deleted | Outcome::SessionClosed | Outcome::SessionCreated { .. } => {
             reply(&mut out, xid, zxid, 0, None)
         }
@@ -464,23 +472,40 @@ impl Hub {
                 }
             }
             (Op::Request(req), outcome) => {
-                let State {
-                    connections,
-                    awaited,
-                    ..
-                } = &mut *st;
-                if let Some(c) = connections.get(&cmd.session_id)
-                    && awaited
-                        .get_mut(&(cmd.session_id, c.id))
-                        .is_some_and(|set| set.remove(&cmd.xid))
-                {
-                    let frame = write_reply(req.opcode(), cmd.xid, zxid, outcome);
-                    c.tx.frame(frame);
-                    self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                }
+                self.reply_to_client(&mut st, req.opcode(), zxid, cmd, outcome)
+            }
+            (Op::Configure(_), outcome) => {
+                self.reply_to_client(&mut st, OpCode::Reconfig, zxid, cmd, outcome)
             }
             // Internal commands nobody waits for (their watch events went out above).
             (Op::CreateSession { .. } | Op::Reap { .. }, _) => {}
+        }
+    }
+}
+
+impl Hub {
+    /// Sends the reply to a client's write if the connection that sent it is here.
+    fn reply_to_client(
+        &self,
+        st: &mut State,
+        opcode: OpCode,
+        zxid: i64,
+        cmd: &Command,
+        outcome: &Outcome,
+    ) {
+        let State {
+            connections,
+            awaited,
+            ..
+        } = st;
+        if let Some(c) = connections.get(&cmd.session_id)
+            && awaited
+                .get_mut(&(cmd.session_id, c.id))
+                .is_some_and(|set| set.remove(&cmd.xid))
+        {
+            let frame = write_reply(opcode, cmd.xid, zxid, outcome);
+            c.tx.frame(frame);
+            self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

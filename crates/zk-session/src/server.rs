@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
-use zk_datatree::{Command, Op, reapable};
+use zk_datatree::{CONFIG_NODE, Command, Op, reapable};
 use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, TTL_OWNER_PREFIX};
 
 use crate::backend::{Backend, TreeRead};
@@ -128,11 +128,12 @@ pub struct Server<B> {
     connections_by_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// The applied tree as a client reads it: on an ensemble member `/zookeeper/config` holds the
-/// ensemble's configuration, as ZooKeeper writes that node at startup (outside the log:
-/// czxid 0, version and aversion -1, mtime the startup time; mzxid and the `version=` line 0
-/// for a static configuration, and with `reconfigEnabled` the zxid of the configuration,
-/// here the initial one, 1).
+/// The applied tree as a client reads it: on an ensemble member that no reconfig has changed
+/// yet, `/zookeeper/config` holds the configuration of zoo.cfg, as ZooKeeper writes that node
+/// at startup (outside the log: czxid 0, version and aversion -1, mtime the startup time;
+/// mzxid and the `version=` line 0 for a static configuration, and with `reconfigEnabled` the
+/// zxid of the configuration, here the initial one, 1). A reconfig writes the node in the
+/// tree ([`zk_datatree::Op::Configure`]), which is then shown as it is.
 struct ClientView<'a> {
     tree: &'a dyn TreeRead,
     config: &'a str,
@@ -140,13 +141,10 @@ struct ClientView<'a> {
     config_zxid: i64,
 }
 
-/// The path of ZooKeeper's configuration node.
-pub const CONFIG_NODE: &str = "/zookeeper/config";
-
 impl TreeRead for ClientView<'_> {
     fn node(&self, path: &str) -> Option<zk_datatree::Node> {
         let mut node = self.tree.node(path)?;
-        if path == CONFIG_NODE {
+        if path == CONFIG_NODE && node.data.as_ref().is_none_or(|d| d.is_empty()) {
             let data = format!("{}\nversion={:x}", self.config, self.config_zxid);
             node.data = Some(bytes::Bytes::from(data));
             node.czxid = 0;

@@ -1,0 +1,388 @@
+//! ZooKeeper's `reconfig` on the leader: the checks of `PrepRequestProcessor` in its order,
+//! the membership change through openraft (participants are voters, observers learners), then
+//! `/zookeeper/config` rewritten by an [`Op::Configure`] command in the log — which also
+//! answers the client, with that command's zxid, whether the reconfig succeeded or failed (a
+//! failed reconfig takes a zxid in ZooKeeper too).
+//!
+//! A new server joins as ZooKeeper's do: started with a zoo.cfg that lists the ensemble and
+//! itself, it finds the ensemble running, does not initialize a cluster of its own and asks the
+//! leader to add it as a learner ([`Consensus::join_as_learner`]); it replicates from then on,
+//! and a reconfig that adds it as a participant finds it synced and makes it a voter.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use zk_datatree::{CONFIG_NODE, Command, Op};
+use zk_protocol::jute::proto::ReconfigRequest;
+use zk_protocol::quorum::QuorumConfig;
+use zk_protocol::{ErrorCode, Request};
+
+use crate::wire::{JoinReply, PeerClient, PeerReply, PeerRequest};
+use crate::{Consensus, ConsensusError, FORWARD_TIMEOUT, Proposal, running};
+
+/// How long a new server waits for a peer's answer when it looks for a running ensemble.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether a command is a reconfig this node must carry out as an ensemble's leader.
+pub(crate) fn is_reconfig(cmd: &Command) -> bool {
+    matches!(cmd.op, Op::Request(Request::Reconfig(_))) && cmd.features.reconfig_enabled
+}
+
+impl Consensus {
+    /// Carries out a client's reconfig on the leader (see the module docs). Resolves like a
+    /// proposal, to the zxid of the [`Op::Configure`] command that answers it. One at a time:
+    /// another one meanwhile is answered RECONFIGINPROGRESS.
+    pub(crate) async fn reconfigure(
+        &self,
+        cmd: Command,
+        origin: Option<u64>,
+    ) -> Result<Proposal, ConsensusError> {
+        let Op::Request(Request::Reconfig(req)) = &cmd.op else {
+            return Err(ConsensusError::Fatal("not a reconfig".into()));
+        };
+        let req = req.clone();
+        let this = self.clone();
+        // Runs on its own (the connection waits for it before its next request), so that a
+        // follower's forwarding connection is not held up by a membership change.
+        let task = tokio::spawn(async move {
+            let lock = Arc::clone(&this.inner.reconfig_lock);
+            let guard = lock.try_lock_owned();
+            let result = match &guard {
+                Err(_) => Err(ErrorCode::ReconfigInProgress),
+                Ok(_) => match this.prepare(&cmd, &req) {
+                    Ok(next) => this.change_membership(&next).await?.map(|()| next.render()),
+                    Err(code) => Err(code),
+                },
+            };
+            if let Err(code) = &result {
+                tracing::info!(code = %code, "reconfig refused");
+            }
+            let answer = Command {
+                op: Op::Configure(result),
+                ..cmd
+            };
+            let zxid = this.submit_plain(answer, origin).await?.await;
+            drop(guard);
+            zxid
+        });
+        Ok(Box::pin(async move {
+            task.await
+                .map_err(|e| ConsensusError::Fatal(format!("reconfig task: {e}")))?
+        }))
+    }
+
+    /// The configuration `/zookeeper/config` shows now, and its version (the zxid that wrote
+    /// it; the initial configuration's is 1).
+    fn current_config(&self) -> Result<(QuorumConfig, i64), ErrorCode> {
+        let node = self
+            .inner
+            .state
+            .node(CONFIG_NODE)
+            .map_err(|_| ErrorCode::SystemError)?;
+        let (text, version) =
+            match node.and_then(|n| n.data.filter(|d| !d.is_empty()).map(|d| (d, n.mzxid))) {
+                Some((data, mzxid)) => (String::from_utf8_lossy(&data).into_owned(), mzxid),
+                None => (self.inner.dynamic_config.clone().unwrap_or_default(), 1),
+            };
+        let config = QuorumConfig::parse(&text).map_err(|_| ErrorCode::SystemError)?;
+        Ok((config, version))
+    }
+
+    /// `PrepRequestProcessor`'s checks of a reconfig, in its order, and the configuration it
+    /// asks for.
+    fn prepare(&self, cmd: &Command, req: &ReconfigRequest) -> Result<QuorumConfig, ErrorCode> {
+        let state = &self.inner.state;
+        if state
+            .session(cmd.session_id)
+            .map_err(|_| ErrorCode::SystemError)?
+            .is_none()
+        {
+            return Err(ErrorCode::SessionExpired);
+        }
+        let metrics = self.inner.raft.metrics();
+        if metrics
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .len()
+            > 1
+        {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        let (current, version) = self.current_config()?;
+        if req.cur_config_id != -1 && req.cur_config_id != version {
+            return Err(ErrorCode::BadVersion);
+        }
+        let next = match &req.new_members {
+            Some(members) => QuorumConfig::whole(members, self.inner.standalone_enabled),
+            None => current.incremental(
+                req.joining_servers.as_deref(),
+                req.leaving_servers.as_deref(),
+            ),
+        }
+        .map_err(|e| {
+            tracing::info!(error = %e, "reconfig: bad configuration");
+            e.code()
+        })?;
+        next.check_voters(self.inner.standalone_enabled)
+            .map_err(|e| e.code())?;
+        let synced = self.synced_peers();
+        let voters: Vec<u64> = next.voters().collect();
+        let ready = voters
+            .iter()
+            .filter(|id| **id == self.inner.node_id || synced.contains(id))
+            .count();
+        if ready * 2 <= voters.len() {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        let node = state
+            .node(CONFIG_NODE)
+            .map_err(|_| ErrorCode::SystemError)?
+            .ok_or(ErrorCode::NoNode)?;
+        zk_datatree::check_acl(&node.acl, zk_protocol::perms::WRITE, &cmd.auth)?;
+        Ok(next)
+    }
+
+    /// Makes openraft's membership follow `next`: participants voters, observers learners,
+    /// each at its quorum address; servers of the current configuration that `next` leaves
+    /// out are removed (learners that joined but are not configured yet stay). Only the
+    /// leader's own failures are errors; a refusal is the code to answer.
+    async fn change_membership(
+        &self,
+        next: &QuorumConfig,
+    ) -> Result<Result<(), ErrorCode>, ConsensusError> {
+        let (current, _) = match self.current_config() {
+            Ok(c) => c,
+            Err(code) => return Ok(Err(code)),
+        };
+        let (voters, nodes) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            let membership = m.membership_config.membership();
+            let voters: BTreeSet<u64> = membership.voter_ids().collect();
+            let nodes: BTreeMap<u64, BasicNode> =
+                membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+            (voters, nodes)
+        };
+        let wanted: BTreeMap<u64, BasicNode> = next
+            .servers
+            .iter()
+            .map(|(id, s)| (*id, BasicNode::new(s.quorum.render())))
+            .collect();
+        let next_voters: BTreeSet<u64> = next.voters().collect();
+        let mut changes = Vec::new();
+        let added: BTreeMap<u64, BasicNode> = wanted
+            .iter()
+            .filter(|(id, _)| !nodes.contains_key(id))
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        if !added.is_empty() {
+            changes.push(ChangeMembers::AddNodes(added));
+        }
+        let moved: BTreeMap<u64, BasicNode> = wanted
+            .iter()
+            .filter(|(id, n)| nodes.get(id).is_some_and(|old| old.addr != n.addr))
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        if !moved.is_empty() {
+            changes.push(ChangeMembers::SetNodes(moved));
+        }
+        if next_voters != voters {
+            changes.push(ChangeMembers::ReplaceAllVoters(next_voters.clone()));
+        }
+        let removed: BTreeSet<u64> = current
+            .servers
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !wanted.contains_key(id) && !voters.contains(id) && nodes.contains_key(id))
+            .collect();
+        if !removed.is_empty() {
+            changes.push(ChangeMembers::RemoveNodes(removed));
+        }
+        if changes.is_empty() {
+            return Ok(Ok(()));
+        }
+        tracing::info!(?changes, "reconfig: changing the membership");
+        let change = self
+            .inner
+            .raft
+            .change_membership(ChangeMembers::Batch(changes), false);
+        match tokio::time::timeout(FORWARD_TIMEOUT, change).await {
+            Err(_) => Err(ConsensusError::Timeout(
+                "the membership change did not commit".into(),
+            )),
+            Ok(Ok(_)) => Ok(Ok(())),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                tracing::info!(error = %e, "reconfig: membership change refused");
+                Ok(Err(match e {
+                    ChangeMembershipError::InProgress(_) => ErrorCode::ReconfigInProgress,
+                    _ => ErrorCode::BadArguments,
+                }))
+            }
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// The peers that acknowledged this leader within the election timeout and replicate
+    /// from the log close behind it (ZooKeeper's synced learners). Empty off the leader.
+    pub(crate) fn synced_peers(&self) -> BTreeSet<u64> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        self.learner_progress(&m)
+            .map(|(_, synced)| synced)
+            .unwrap_or_default()
+    }
+
+    /// From a leader's metrics: the peers that acknowledged it within the election timeout
+    /// (ZooKeeper's connected learners), and those of them replicating from the log close
+    /// behind it — within the log tail kept behind a snapshot, so not waiting for a snapshot
+    /// (ZooKeeper's synced learners). `None` without replication metrics (not a leader).
+    pub(crate) fn learner_progress(
+        &self,
+        m: &openraft::RaftMetrics<crate::types::TypeConfig>,
+    ) -> Option<(Vec<u64>, BTreeSet<u64>)> {
+        let limit = self.inner.quorum_timeout.unwrap_or(Duration::ZERO);
+        let (acks, matched) = (m.heartbeat.as_ref()?, m.replication.as_ref()?);
+        let last = m.last_log_index.unwrap_or(0);
+        let recent: Vec<u64> = acks
+            .iter()
+            .filter(|(id, at)| {
+                **id != self.inner.node_id
+                    && at
+                        .as_ref()
+                        .is_some_and(|at| openraft::Instant::elapsed(&**at) < limit)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let synced = recent
+            .iter()
+            .filter(|id| {
+                matched
+                    .get(id)
+                    .and_then(|l| l.as_ref())
+                    .is_some_and(|l| l.index + self.inner.keep_behind_snapshot >= last)
+            })
+            .copied()
+            .collect();
+        Some((recent, synced))
+    }
+
+    /// Asks the peers of `peers` (this node left out) whether an ensemble already runs: any
+    /// answer from an initialized peer says so. Every peer is asked at once, each bounded.
+    pub(crate) async fn ensemble_running(&self, peers: &BTreeMap<u64, String>) -> bool {
+        let me = self.inner.node_id;
+        let Some(addr) = peers.get(&me).cloned() else {
+            return false;
+        };
+        let asks = peers.iter().filter(|(id, _)| **id != me).map(|(_, peer)| {
+            let client = PeerClient::new(peer.clone(), self.inner.local_ip);
+            let req = PeerRequest::Join {
+                id: me,
+                addr: addr.clone(),
+            };
+            async move {
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, client.call(&req)).await,
+                    Ok(Ok(PeerReply::Join(
+                        JoinReply::Member | JoinReply::NotLeader(_)
+                    )))
+                )
+            }
+        });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .any(|running| running)
+    }
+
+    /// The leader's side of [`PeerRequest::Join`].
+    pub(crate) async fn accept_join(&self, id: u64, addr: String) -> JoinReply {
+        let raft = &self.inner.raft;
+        if !raft.is_initialized().await.unwrap_or(false) {
+            return JoinReply::NotInitialized;
+        }
+        if !raft.is_leader() {
+            return JoinReply::NotLeader(self.leader());
+        }
+        let known = raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some();
+        if known {
+            return JoinReply::Member;
+        }
+        match raft.add_learner(id, BasicNode::new(&addr), false).await {
+            Ok(_) => {
+                tracing::info!(server = id, %addr, "a new server joined as a learner");
+                JoinReply::Member
+            }
+            Err(e) => {
+                tracing::debug!(server = id, error = %e, "adding a joining server failed");
+                JoinReply::NotLeader(None)
+            }
+        }
+    }
+}
+
+/// A new server's side of joining: until the membership it replicates names it, asks its
+/// peers (the leader, once one answers with it) to add it as a learner, every `period`.
+pub(crate) async fn join_as_learner(
+    node: std::sync::Weak<crate::Inner>,
+    peers: BTreeMap<u64, String>,
+    period: Duration,
+) {
+    let mut target: Option<u64> = None;
+    loop {
+        let Some(inner) = running(&node) else {
+            return;
+        };
+        let me = inner.node_id;
+        let member = inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&me)
+            .is_some();
+        if member {
+            return;
+        }
+        let (Some(addr), local_ip) = (peers.get(&me).cloned(), inner.local_ip) else {
+            return;
+        };
+        drop(inner);
+        let ids: Vec<u64> = match target {
+            Some(id) => vec![id],
+            None => peers.keys().filter(|id| **id != me).copied().collect(),
+        };
+        target = None;
+        for id in ids {
+            let Some(peer) = peers.get(&id) else {
+                continue;
+            };
+            let client = PeerClient::new(peer.clone(), local_ip);
+            let req = PeerRequest::Join {
+                id: me,
+                addr: addr.clone(),
+            };
+            match tokio::time::timeout(PROBE_TIMEOUT, client.call(&req)).await {
+                Ok(Ok(PeerReply::Join(JoinReply::Member))) => break,
+                Ok(Ok(PeerReply::Join(JoinReply::NotLeader(Some(leader))))) => {
+                    target = Some(leader);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
+}
