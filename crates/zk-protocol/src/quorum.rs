@@ -432,12 +432,20 @@ impl QuorumConfig {
             order.put(id);
             specs.insert(id, spec);
         }
+        Ok(QuorumConfig::in_order(&order, specs))
+    }
+
+    /// The servers of `specs` in the iteration order of `order`.
+    fn in_order(
+        order: &JavaOrder,
+        mut specs: std::collections::HashMap<u64, ServerSpec>,
+    ) -> QuorumConfig {
         let servers = order
             .keys()
             .into_iter()
             .filter_map(|id| specs.remove(&id).map(|s| (id, s)))
             .collect();
-        Ok(QuorumConfig { servers })
+        QuorumConfig { servers }
     }
 
     /// The configuration a non-incremental reconfig gives (`newMembers`: servers separated
@@ -458,14 +466,10 @@ impl QuorumConfig {
         for id in &ids {
             order.put(*id);
         }
-        let mut specs: std::collections::HashMap<u64, ServerSpec> =
-            given.servers.into_iter().collect();
-        let servers = order
-            .keys()
-            .into_iter()
-            .filter_map(|id| specs.remove(&id).map(|s| (id, s)))
-            .collect();
-        Ok(QuorumConfig { servers })
+        Ok(QuorumConfig::in_order(
+            &order,
+            given.servers.into_iter().collect(),
+        ))
     }
 
     /// The checks on the voting members that `PrepRequestProcessor` makes of every new
@@ -531,31 +535,17 @@ mod tests {
     #[test]
     fn bad_requests_get_zookeepers_codes() {
         let code = |j: Option<&str>, l: Option<&str>| one().incremental(j, l).unwrap_err().code();
-        assert_eq!(code(Some("some thing"), None), ErrorCode::BadArguments);
-        assert_eq!(
-            code(Some("server.7=127.0.0.1:41237;41239"), None),
-            ErrorCode::BadArguments
-        );
-        assert_eq!(
-            code(Some("server.7=127.0.0.1:41237:41238"), None),
-            ErrorCode::BadArguments
-        );
-        assert_eq!(
-            code(Some("server.7=h:1:1;5"), None),
-            ErrorCode::BadArguments
-        );
-        assert_eq!(
-            code(Some("server.7=h:1:2:boss;5"), None),
-            ErrorCode::BadArguments
-        );
-        assert_eq!(
-            code(Some("server.x=h:1:2;5"), None),
-            ErrorCode::MarshallingError
-        );
-        assert_eq!(
-            code(Some("server.7=h:1:99999;5"), None),
-            ErrorCode::MarshallingError
-        );
+        for (joining, expected) in [
+            ("some thing", ErrorCode::BadArguments),
+            ("server.7=127.0.0.1:41237;41239", ErrorCode::BadArguments),
+            ("server.7=127.0.0.1:41237:41238", ErrorCode::BadArguments),
+            ("server.7=h:1:1;5", ErrorCode::BadArguments),
+            ("server.7=h:1:2:boss;5", ErrorCode::BadArguments),
+            ("server.x=h:1:2;5", ErrorCode::MarshallingError),
+            ("server.7=h:1:99999;5", ErrorCode::MarshallingError),
+        ] {
+            assert_eq!(code(Some(joining), None), expected, "{joining}");
+        }
         assert_eq!(code(None, Some("abc")), ErrorCode::MarshallingError);
         let conflict = one()
             .incremental(Some("server.2=10.0.0.1:1:2;3"), None)
