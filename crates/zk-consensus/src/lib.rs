@@ -509,10 +509,12 @@ fn raft_config(tick_ms: u64, snap_count: u64) -> Result<openraft::Config, Consen
         election_timeout_max: election_max,
         // A checkpoint costs the same whatever the log length: snapshot every snapCount
         // entries, and keep a bounded tail of already-snapshotted entries for followers that
-        // lag a little.
+        // lag a little. A purge is a RocksDB range deletion, and range tombstones in the log's
+        // memtable slow every read of the log until a flush: purge in batches as large as the
+        // kept tail (a purge every thousand entries cost a third of the CPU of a write).
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snap_count),
         max_in_snapshot_log_to_keep: keep,
-        purge_batch_size: (keep / 10).max(1),
+        purge_batch_size: keep.max(1),
         replication_lag_threshold: snap_count * 2,
         // A snapshot is streamed whole on its own connection (network.rs bounds it by its
         // size); this is openraft's budget for the reply once it is installed.
@@ -1241,7 +1243,7 @@ mod tests {
                 c.purge_batch_size,
                 c.snapshot_policy.clone()
             ),
-            (10_000, 1_000, SnapshotPolicy::LogsSinceLast(100_000))
+            (10_000, 10_000, SnapshotPolicy::LogsSinceLast(100_000))
         );
         assert_eq!(
             raft_config(2000, 20).unwrap().max_in_snapshot_log_to_keep,

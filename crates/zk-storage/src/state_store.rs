@@ -19,7 +19,8 @@
 //! log is the durable copy and openraft re-applies whatever a crash lost: `last_applied` is in
 //! the same atomic batch, so the store is always exactly at some batch boundary.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -493,6 +494,33 @@ struct Overlay<'s> {
     sessions: BTreeMap<i64, Option<Session>>,
     /// Nodes created minus nodes removed.
     node_delta: i64,
+    /// What the batch read from the DB and has not written: a command reads the same nodes
+    /// several times (the node, then again to replace it; `/zookeeper/quota` for the quota
+    /// checks) and its session, and the commands of a batch share many (at most
+    /// `READ_CACHE_MAX` entries each).
+    read_nodes: RefCell<HashMap<Vec<u8>, Option<Node>>>,
+    read_sessions: RefCell<HashMap<i64, Option<Session>>>,
+}
+
+/// The most DB reads of one kind an apply batch remembers (then it starts over).
+const READ_CACHE_MAX: usize = 4096;
+
+/// Looks `key` up in `cache`, else reads it with `read` and remembers it.
+fn cached<K: std::hash::Hash + Eq + Clone, V: Clone>(
+    cache: &RefCell<HashMap<K, V>>,
+    key: &K,
+    read: impl FnOnce() -> V,
+) -> V {
+    if let Some(v) = cache.borrow().get(key) {
+        return v.clone();
+    }
+    let v = read();
+    let mut cache = cache.borrow_mut();
+    if cache.len() >= READ_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key.clone(), v.clone());
+    v
 }
 
 impl<'s> Overlay<'s> {
@@ -503,16 +531,19 @@ impl<'s> Overlay<'s> {
             ephemerals: BTreeMap::new(),
             sessions: BTreeMap::new(),
             node_delta: 0,
+            read_nodes: RefCell::default(),
+            read_sessions: RefCell::default(),
         }
     }
 
     fn node_by_key(&self, key: &[u8]) -> Option<Node> {
         match self.nodes.get(key) {
             Some(pending) => pending.clone(),
-            None => self
-                .store
-                .node_by_key(key)
-                .unwrap_or_else(|e| fatal("read node", e)),
+            None => cached(&self.read_nodes, &key.to_vec(), || {
+                self.store
+                    .node_by_key(key)
+                    .unwrap_or_else(|e| fatal("read node", e))
+            }),
         }
     }
 
@@ -658,10 +689,11 @@ impl TreeStore for Overlay<'_> {
     fn session(&self, session_id: i64) -> Option<Session> {
         match self.sessions.get(&session_id) {
             Some(pending) => *pending,
-            None => self
-                .store
-                .session(session_id)
-                .unwrap_or_else(|e| fatal("read session", e)),
+            None => cached(&self.read_sessions, &session_id, || {
+                self.store
+                    .session(session_id)
+                    .unwrap_or_else(|e| fatal("read session", e))
+            }),
         }
     }
 
