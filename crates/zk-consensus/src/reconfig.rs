@@ -16,7 +16,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
-use zk_datatree::{CONFIG_NODE, Command, Op};
+use zk_datatree::{CONFIG_NODE, Command, Node, Op};
 use zk_protocol::jute::proto::ReconfigRequest;
 use zk_protocol::quorum::QuorumConfig;
 use zk_protocol::{ErrorCode, Request};
@@ -54,7 +54,10 @@ impl Consensus {
             let result = match &guard {
                 Err(_) => Err(ErrorCode::ReconfigInProgress),
                 Ok(_) => match this.prepare(&cmd, &req) {
-                    Ok(next) => this.change_membership(&next).await?.map(|()| next.render()),
+                    Ok((current, next)) => this
+                        .change_membership(&current, &next)
+                        .await?
+                        .map(|()| next.render()),
                     Err(code) => Err(code),
                 },
             };
@@ -75,26 +78,24 @@ impl Consensus {
         }))
     }
 
-    /// The configuration `/zookeeper/config` shows now, and its version (the zxid that wrote
-    /// it; the initial configuration's is 1).
-    fn current_config(&self) -> Result<(QuorumConfig, i64), ErrorCode> {
-        let node = self
-            .inner
-            .state
-            .node(CONFIG_NODE)
-            .map_err(|_| ErrorCode::SystemError)?;
-        let (text, version) =
-            match node.and_then(|n| n.data.filter(|d| !d.is_empty()).map(|d| (d, n.mzxid))) {
-                Some((data, mzxid)) => (String::from_utf8_lossy(&data).into_owned(), mzxid),
-                None => (self.inner.dynamic_config.clone().unwrap_or_default(), 1),
-            };
+    /// The configuration `/zookeeper/config` shows in `node`, and its version (the zxid that
+    /// wrote it; the initial configuration's is 1).
+    fn current_config(&self, node: &Node) -> Result<(QuorumConfig, i64), ErrorCode> {
+        let (text, version) = match node.data.as_ref().filter(|d| !d.is_empty()) {
+            Some(data) => (String::from_utf8_lossy(data).into_owned(), node.mzxid),
+            None => (self.inner.dynamic_config.clone().unwrap_or_default(), 1),
+        };
         let config = QuorumConfig::parse(&text).map_err(|_| ErrorCode::SystemError)?;
         Ok((config, version))
     }
 
-    /// `PrepRequestProcessor`'s checks of a reconfig, in its order, and the configuration it
-    /// asks for.
-    fn prepare(&self, cmd: &Command, req: &ReconfigRequest) -> Result<QuorumConfig, ErrorCode> {
+    /// `PrepRequestProcessor`'s checks of a reconfig, in its order: the current configuration
+    /// and the one the request asks for.
+    fn prepare(
+        &self,
+        cmd: &Command,
+        req: &ReconfigRequest,
+    ) -> Result<(QuorumConfig, QuorumConfig), ErrorCode> {
         let state = &self.inner.state;
         if state
             .session(cmd.session_id)
@@ -114,7 +115,11 @@ impl Consensus {
         {
             return Err(ErrorCode::ReconfigInProgress);
         }
-        let (current, version) = self.current_config()?;
+        let node = state
+            .node(CONFIG_NODE)
+            .map_err(|_| ErrorCode::SystemError)?
+            .ok_or(ErrorCode::NoNode)?;
+        let (current, version) = self.current_config(&node)?;
         if req.cur_config_id != -1 && req.cur_config_id != version {
             return Err(ErrorCode::BadVersion);
         }
@@ -140,12 +145,8 @@ impl Consensus {
         if ready * 2 <= voters.len() {
             return Err(ErrorCode::NewConfigNoQuorum);
         }
-        let node = state
-            .node(CONFIG_NODE)
-            .map_err(|_| ErrorCode::SystemError)?
-            .ok_or(ErrorCode::NoNode)?;
         zk_datatree::check_acl(&node.acl, zk_protocol::perms::WRITE, &cmd.auth)?;
-        Ok(next)
+        Ok((current, next))
     }
 
     /// Makes openraft's membership follow `next`: participants voters, observers learners,
@@ -154,12 +155,9 @@ impl Consensus {
     /// leader's own failures are errors; a refusal is the code to answer.
     async fn change_membership(
         &self,
+        current: &QuorumConfig,
         next: &QuorumConfig,
     ) -> Result<Result<(), ErrorCode>, ConsensusError> {
-        let (current, _) = match self.current_config() {
-            Ok(c) => c,
-            Err(code) => return Ok(Err(code)),
-        };
         let (voters, nodes) = {
             let metrics = self.inner.raft.metrics();
             let m = metrics.borrow_watched();
@@ -279,21 +277,16 @@ impl Consensus {
         let Some(addr) = peers.get(&me).cloned() else {
             return false;
         };
-        let asks = peers.iter().filter(|(id, _)| **id != me).map(|(_, peer)| {
-            let client = PeerClient::new(peer.clone(), self.inner.local_ip);
-            let req = PeerRequest::Join {
-                id: me,
-                addr: addr.clone(),
-            };
-            async move {
+        let local_ip = self.inner.local_ip;
+        let asks = peers
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(_, peer)| async {
                 matches!(
-                    tokio::time::timeout(PROBE_TIMEOUT, client.call(&req)).await,
-                    Ok(Ok(PeerReply::Join(
-                        JoinReply::Member | JoinReply::NotLeader(_)
-                    )))
+                    ask_to_join(peer, local_ip, me, &addr).await,
+                    Some(JoinReply::Member | JoinReply::NotLeader(_))
                 )
-            }
-        });
+            });
         futures_util::future::join_all(asks)
             .await
             .into_iter()
@@ -329,6 +322,25 @@ impl Consensus {
                 JoinReply::NotLeader(None)
             }
         }
+    }
+}
+
+/// Sends [`PeerRequest::Join`] for server `me` at `addr` to `peer`; its answer, or `None`
+/// when there is none within [`PROBE_TIMEOUT`].
+async fn ask_to_join(
+    peer: &str,
+    local_ip: Option<std::net::IpAddr>,
+    me: u64,
+    addr: &str,
+) -> Option<JoinReply> {
+    let client = PeerClient::new(peer.to_string(), local_ip);
+    let req = PeerRequest::Join {
+        id: me,
+        addr: addr.to_string(),
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, client.call(&req)).await {
+        Ok(Ok(PeerReply::Join(reply))) => Some(reply),
+        _ => None,
     }
 }
 
@@ -369,14 +381,9 @@ pub(crate) async fn join_as_learner(
             let Some(peer) = peers.get(&id) else {
                 continue;
             };
-            let client = PeerClient::new(peer.clone(), local_ip);
-            let req = PeerRequest::Join {
-                id: me,
-                addr: addr.clone(),
-            };
-            match tokio::time::timeout(PROBE_TIMEOUT, client.call(&req)).await {
-                Ok(Ok(PeerReply::Join(JoinReply::Member))) => break,
-                Ok(Ok(PeerReply::Join(JoinReply::NotLeader(Some(leader))))) => {
+            match ask_to_join(peer, local_ip, me, &addr).await {
+                Some(JoinReply::Member) => break,
+                Some(JoinReply::NotLeader(Some(leader))) => {
                     target = Some(leader);
                     break;
                 }
