@@ -39,13 +39,13 @@ use crate::types::{
 pub(crate) const META_LAST_APPLIED: &[u8] = b"raft/last_applied";
 /// Meta key of the last applied membership (JSON).
 pub(crate) const META_MEMBERSHIP: &[u8] = b"raft/membership";
+/// Meta key of the highest `time_ms` of any applied command (i64 BE): the floor of the
+/// leader's clock for the next proposals, also after a restart.
+pub(crate) const META_LAST_TIME: &[u8] = b"zk/last_time_ms";
 
 /// The largest apply batch applied on the state machine's own task rather than on the
 /// blocking pool.
 const INLINE_APPLY_MAX: usize = 8;
-/// Meta key of the highest `time_ms` of any applied command (i64 BE): the floor of the
-/// leader's clock for the next proposals, also after a restart.
-pub(crate) const META_LAST_TIME: &[u8] = b"zk/last_time_ms";
 
 /// The metadata file inside a snapshot directory.
 pub(crate) const SNAPSHOT_META_FILE: &str = "snapshot.meta.json";

@@ -505,12 +505,14 @@ struct Overlay<'s> {
 /// The most DB reads of one kind an apply batch remembers (then it starts over).
 const READ_CACHE_MAX: usize = 4096;
 
-/// Looks `key` up in `cache`, else reads it with `read` and remembers it.
-fn cached<K: std::hash::Hash + Eq + Clone, V: Clone>(
-    cache: &RefCell<HashMap<K, V>>,
-    key: &K,
-    read: impl FnOnce() -> V,
-) -> V {
+/// Looks `key` up in `cache`, else reads it with `read` and remembers it (the key is copied
+/// only then).
+fn cached<K, Q, V>(cache: &RefCell<HashMap<K, V>>, key: &Q, read: impl FnOnce() -> V) -> V
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+    V: Clone,
+{
     if let Some(v) = cache.borrow().get(key) {
         return v.clone();
     }
@@ -519,7 +521,7 @@ fn cached<K: std::hash::Hash + Eq + Clone, V: Clone>(
     if cache.len() >= READ_CACHE_MAX {
         cache.clear();
     }
-    cache.insert(key.clone(), v.clone());
+    cache.insert(key.to_owned(), v.clone());
     v
 }
 
@@ -539,7 +541,7 @@ impl<'s> Overlay<'s> {
     fn node_by_key(&self, key: &[u8]) -> Option<Node> {
         match self.nodes.get(key) {
             Some(pending) => pending.clone(),
-            None => cached(&self.read_nodes, &key.to_vec(), || {
+            None => cached(&self.read_nodes, key, || {
                 self.store
                     .node_by_key(key)
                     .unwrap_or_else(|e| fatal("read node", e))
