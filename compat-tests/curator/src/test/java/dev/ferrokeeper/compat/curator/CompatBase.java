@@ -68,6 +68,17 @@ public abstract class CompatBase {
         String method = info.getTestMethod().map(m -> m.getName()).orElse("test");
         base = ROOT + "/" + getClass().getSimpleName() + "." + method;
         admin = newClient();
+        // ROOT is made a persistent node before any test runs. Left to the tests, the first
+        // recipe that needs it creates it as a container (creatingParentContainersIfNeeded),
+        // and the server's container reaper deletes an empty container at any moment: seen
+        // on Apache ZooKeeper, a test's creatingParentsIfNeeded found ROOT, the reaper
+        // deleted it (the previous test had just removed its base), and the create of the
+        // test's base failed with NoNode.
+        try {
+            admin.create().forPath(ROOT);
+        } catch (KeeperException.NodeExistsException e) {
+            // made by an earlier test
+        }
         if (admin.checkExists().forPath(base) != null) {
             admin.delete().deletingChildrenIfNeeded().forPath(base);
         }
