@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -42,6 +42,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 #[derive(Clone)]
 pub(crate) struct LogStorage {
     log: Arc<LogStore>,
+    /// The committed log id openraft last reported, not yet written: the next append (or
+    /// purge) carries it, so that a commit costs no storage call of its own on the write path.
+    committed: Arc<Mutex<Option<Vec<u8>>>>,
     /// Counts live handles to the stores, so that shutdown can wait until openraft's tasks
     /// have dropped theirs (RocksDB's directory lock is released only then).
     _alive: Arc<()>,
@@ -49,7 +52,19 @@ pub(crate) struct LogStorage {
 
 impl LogStorage {
     pub(crate) fn new(log: Arc<LogStore>, alive: Arc<()>) -> Self {
-        LogStorage { log, _alive: alive }
+        LogStorage {
+            log,
+            committed: Arc::default(),
+            _alive: alive,
+        }
+    }
+}
+
+impl LogStorage {
+    fn pending_committed(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+        self.committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -124,15 +139,20 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
         let bytes = committed
             .map(|c| encode_log_id(&c).to_vec())
             .unwrap_or_default();
-        let log = self.log.clone();
-        // Not fsynced on its own (the next append's fsync carries it): a lost committed id only
-        // means that recovery re-establishes it through the next commit, see
-        // `Consensus::start`.
-        blocking(move || log.put_meta_unsynced(META_COMMITTED, &bytes)).await
+        // Kept in memory and written with the next append or purge, never fsynced on its own:
+        // a lost committed id only means that recovery re-establishes it through the next
+        // commit, see `Consensus::start`.
+        *self.pending_committed() = Some(bytes);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        match self.log.get_meta(META_COMMITTED).map_err(io_error)? {
+        let pending = self.pending_committed().clone();
+        let bytes = match pending {
+            Some(bytes) => Some(bytes),
+            None => self.log.get_meta(META_COMMITTED).map_err(io_error)?,
+        };
+        match bytes {
             None => Ok(None),
             Some(bytes) => decode_log_id(&bytes),
         }
@@ -148,7 +168,12 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
             .map(|e| Ok((e.log_id.index, encode_entry(&e)?)))
             .collect::<io::Result<Vec<_>>>()?;
         let log = self.log.clone();
-        match blocking(move || log.append(&encoded)).await {
+        let committed = self.pending_committed().take();
+        let written = blocking(move || match &committed {
+            Some(c) => log.append_with_meta(&encoded, &[(META_COMMITTED, c)]),
+            None => log.append(&encoded),
+        });
+        match written.await {
             Ok(()) => {
                 callback.io_completed(Ok(()));
                 Ok(())
@@ -167,8 +192,14 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         let log = self.log.clone();
+        let committed = self.pending_committed().take();
         blocking(move || {
-            log.purge_upto(log_id.index, &[(META_LAST_PURGED, &encode_log_id(&log_id))])
+            let purged = encode_log_id(&log_id);
+            let mut meta: Vec<(&[u8], &[u8])> = vec![(META_LAST_PURGED, &purged)];
+            if let Some(c) = &committed {
+                meta.push((META_COMMITTED, c));
+            }
+            log.purge_upto(log_id.index, &meta)
         })
         .await
     }

@@ -75,11 +75,25 @@ impl LogStore {
     /// accumulated while the previous append was syncing, so one fsync covers many proposals
     /// (group commit).
     pub fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+        self.append_with_meta(entries, &[])
+    }
+
+    /// [`LogStore::append`] that also writes the `meta` pairs in the same fsynced batch (for
+    /// values that may lag, carried by the next append instead of a write of their own).
+    pub fn append_with_meta(
+        &self,
+        entries: &[(u64, Vec<u8>)],
+        meta: &[(&[u8], &[u8])],
+    ) -> Result<(), StorageError> {
         if entries.is_empty() {
             return Ok(());
         }
         let logs = self.cf(CF_LOGS);
         let mut batch = WriteBatch::default();
+        let cf_meta = self.cf(CF_META);
+        for (key, value) in meta {
+            batch.put_cf(cf_meta, key, value);
+        }
         for (index, bytes) in entries {
             batch.put_cf(logs, index_key(*index), bytes);
         }
@@ -168,14 +182,6 @@ impl LogStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), key, value);
         self.db.write_opt(batch, &synced())?;
-        Ok(())
-    }
-
-    /// Writes a metadata value without waiting for fsync: for values whose loss in a crash is
-    /// harmless (the committed log id, which only speeds up recovery). The next synced write
-    /// makes it durable, as the WAL is sequential.
-    pub fn put_meta_unsynced(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.db.put_cf(self.cf(CF_META), key, value)?;
         Ok(())
     }
 

@@ -21,6 +21,11 @@ pub(crate) fn db_options() -> Options {
 pub(crate) fn log_db_options() -> Options {
     let mut opts = db_options();
     opts.set_max_total_wal_size(64 << 20);
+    // Every append is fsynced. Into a WAL file that grows, each fdatasync also commits the
+    // new file size to the filesystem journal; into a recycled file (overwritten in place,
+    // as ZooKeeper's preallocated transaction logs are) it writes only the data. Measured on
+    // the bench machine: 389 µs vs 161 µs per 4-KiB fdatasync (p50).
+    opts.set_recycle_log_file_num(4);
     opts
 }
 

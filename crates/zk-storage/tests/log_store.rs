@@ -66,7 +66,8 @@ fn meta_round_trips_through_a_reopen() {
         assert_eq!(log.get_meta(b"vote").unwrap(), None);
         log.put_meta(b"vote", b"term 3 for node 1").unwrap();
         log.put_meta(b"vote", b"term 4 for node 1").unwrap();
-        log.put_meta_unsynced(b"committed", b"7").unwrap();
+        log.append_with_meta(&[(1, b"one".to_vec())], &[(b"committed", b"7")])
+            .unwrap();
         assert_eq!(
             log.get_meta(b"vote").unwrap(),
             Some(b"term 4 for node 1".to_vec())
@@ -78,6 +79,7 @@ fn meta_round_trips_through_a_reopen() {
         Some(b"term 4 for node 1".to_vec())
     );
     assert_eq!(log.get_meta(b"committed").unwrap(), Some(b"7".to_vec()));
+    assert_eq!(log.entries(1..2).unwrap(), vec![(1, b"one".to_vec())]);
 }
 
 #[test]
