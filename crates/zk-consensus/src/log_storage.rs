@@ -58,9 +58,7 @@ impl LogStorage {
             _alive: alive,
         }
     }
-}
 
-impl LogStorage {
     fn pending_committed(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
         self.committed
             .lock()
@@ -169,9 +167,9 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
             .collect::<io::Result<Vec<_>>>()?;
         let log = self.log.clone();
         let committed = self.pending_committed().take();
-        let written = blocking(move || match &committed {
-            Some(c) => log.append_with_meta(&encoded, &[(META_COMMITTED, c)]),
-            None => log.append(&encoded),
+        let written = blocking(move || {
+            let meta = committed.as_deref().map(|c| (META_COMMITTED, c));
+            log.append_with_meta(&encoded, meta.as_slice())
         });
         match written.await {
             Ok(()) => {
@@ -195,10 +193,10 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
         let committed = self.pending_committed().take();
         blocking(move || {
             let purged = encode_log_id(&log_id);
-            let mut meta: Vec<(&[u8], &[u8])> = vec![(META_LAST_PURGED, &purged)];
-            if let Some(c) = &committed {
-                meta.push((META_COMMITTED, c));
-            }
+            let meta: Vec<(&[u8], &[u8])> = [(META_LAST_PURGED, &purged[..])]
+                .into_iter()
+                .chain(committed.as_deref().map(|c| (META_COMMITTED, c)))
+                .collect();
             log.purge_upto(log_id.index, &meta)
         })
         .await

@@ -85,7 +85,7 @@ impl LogStore {
         entries: &[(u64, Vec<u8>)],
         meta: &[(&[u8], &[u8])],
     ) -> Result<(), StorageError> {
-        if entries.is_empty() {
+        if entries.is_empty() && meta.is_empty() {
             return Ok(());
         }
         let logs = self.cf(CF_LOGS);
