@@ -297,8 +297,8 @@ struct Inner {
     /// `started` (0: never).
     last_append_ms: AtomicU64,
     started: Instant,
-    /// Held while a reconfig is carried out (one at a time).
-    reconfig_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where the reconfig this leader carries out is (see `Consensus::take_turn`).
+    reconfig_phase: tokio::sync::watch::Sender<reconfig::ReconfigPhase>,
     /// See [`ConsensusConfig::dynamic_config`].
     dynamic_config: Option<String>,
     /// See [`ConsensusConfig::standalone_enabled`].
@@ -647,7 +647,7 @@ impl Consensus {
                 owners,
                 last_append_ms: AtomicU64::new(0),
                 started: Instant::now(),
-                reconfig_lock: Arc::default(),
+                reconfig_phase: tokio::sync::watch::Sender::default(),
                 dynamic_config: config.dynamic_config.clone(),
                 standalone_enabled: config.standalone_enabled,
             }),

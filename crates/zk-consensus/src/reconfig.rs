@@ -10,12 +10,12 @@
 //! and a reconfig that adds it as a participant finds it synced and makes it a voter.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
+use tokio::sync::watch;
 use zk_datatree::{CONFIG_NODE, Command, Node, Op};
 use zk_protocol::jute::proto::ReconfigRequest;
 use zk_protocol::quorum::QuorumConfig;
@@ -27,6 +27,61 @@ use crate::{Consensus, ConsensusError, FORWARD_TIMEOUT, Proposal, running};
 /// How long a new server waits for a peer's answer when it looks for a running ensemble.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Where the leader is in carrying out a reconfig (one at a time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ReconfigPhase {
+    #[default]
+    Idle,
+    /// Checking the request and changing openraft's membership.
+    Changing,
+    /// Waiting for the answer (the [`Op::Configure`] command) to be applied here.
+    Answering,
+}
+
+/// A reconfig's turn ([`take_turn`]); the next one may start once it is dropped.
+struct Turn<'a>(&'a watch::Sender<ReconfigPhase>);
+
+impl Turn<'_> {
+    fn answering(&self) {
+        self.0.send_replace(ReconfigPhase::Answering);
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(ReconfigPhase::Idle);
+    }
+}
+
+/// The leader's turn to carry out a reconfig, or `None` when another one is changing the
+/// membership (RECONFIGINPROGRESS). One that has only its answer left to apply is waited for
+/// (bounded): every server replies to its client when it applies that answer, maybe before
+/// the leader has, so a reconfig arriving then may come from a client that has its reply — it
+/// follows that reconfig (ZooKeeper's is over once committed), it does not overlap it.
+async fn take_turn(phase: &watch::Sender<ReconfigPhase>) -> Option<Turn<'_>> {
+    let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+    loop {
+        let mut seen = ReconfigPhase::Idle;
+        let taken = phase.send_if_modified(|p| {
+            seen = *p;
+            let free = *p == ReconfigPhase::Idle;
+            if free {
+                *p = ReconfigPhase::Changing;
+            }
+            free
+        });
+        if taken {
+            return Some(Turn(phase));
+        }
+        if seen != ReconfigPhase::Answering {
+            return None;
+        }
+        let mut rx = phase.subscribe();
+        let over = rx.wait_for(|p| *p != ReconfigPhase::Answering);
+        tokio::time::timeout_at(deadline, over).await.ok()?.ok()?;
+    }
+}
+
 /// Whether a command is a reconfig this node must carry out as an ensemble's leader.
 pub(crate) fn is_reconfig(cmd: &Command) -> bool {
     matches!(cmd.op, Op::Request(Request::Reconfig(_))) && cmd.features.reconfig_enabled
@@ -34,8 +89,8 @@ pub(crate) fn is_reconfig(cmd: &Command) -> bool {
 
 impl Consensus {
     /// Carries out a client's reconfig on the leader (see the module docs). Resolves like a
-    /// proposal, to the zxid of the [`Op::Configure`] command that answers it. One at a time:
-    /// another one meanwhile is answered RECONFIGINPROGRESS.
+    /// proposal, to the zxid of the [`Op::Configure`] command that answers it. One at a time
+    /// ([`take_turn`]).
     pub(crate) async fn reconfigure(
         &self,
         cmd: Command,
@@ -49,11 +104,10 @@ impl Consensus {
         // Runs on its own (the connection waits for it before its next request), so that a
         // follower's forwarding connection is not held up by a membership change.
         let task = tokio::spawn(async move {
-            let lock = Arc::clone(&this.inner.reconfig_lock);
-            let guard = lock.try_lock_owned();
-            let result = match &guard {
-                Err(_) => Err(ErrorCode::ReconfigInProgress),
-                Ok(_) => match this.prepare(&cmd, &req) {
+            let turn = take_turn(&this.inner.reconfig_phase).await;
+            let result = match &turn {
+                None => Err(ErrorCode::ReconfigInProgress),
+                Some(_) => match this.prepare(&cmd, &req) {
                     Ok((current, next)) => this
                         .change_membership(&current, &next)
                         .await?
@@ -68,8 +122,11 @@ impl Consensus {
                 op: Op::Configure(result),
                 ..cmd
             };
+            if let Some(turn) = &turn {
+                turn.answering();
+            }
             let zxid = this.submit_plain(answer, origin).await?.await;
-            drop(guard);
+            drop(turn);
             zxid
         });
         Ok(Box::pin(async move {
@@ -391,5 +448,29 @@ pub(crate) async fn join_as_learner(
             }
         }
         tokio::time::sleep(period).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconfig_waits_only_for_one_that_is_answering() {
+        let phase = watch::Sender::new(ReconfigPhase::Idle);
+        let first = take_turn(&phase).await.expect("free");
+        assert!(
+            take_turn(&phase).await.is_none(),
+            "refused while the membership changes"
+        );
+        first.answering();
+        let (second, ()) = tokio::join!(take_turn(&phase), async { drop(first) });
+        let second = second.expect("waited for the answer");
+        assert_eq!(*phase.borrow(), ReconfigPhase::Changing);
+        second.answering();
+        // An answer that never comes: refused once FORWARD_TIMEOUT is over.
+        assert!(take_turn(&phase).await.is_none());
+        drop(second);
+        assert_eq!(*phase.borrow(), ReconfigPhase::Idle);
     }
 }
