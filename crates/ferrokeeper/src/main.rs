@@ -22,6 +22,11 @@ use zk_session::{Hub, Server};
 use crate::backend::{ConsensusBackend, HubListener};
 use crate::config::Config;
 
+/// mimalloc for every allocation of the process: with its `override` feature it also serves
+/// RocksDB's C++ `new` and `malloc`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn parse_args() -> anyhow::Result<Config> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
