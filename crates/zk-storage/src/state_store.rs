@@ -72,8 +72,9 @@ pub struct StateStore {
     /// Held for writing around the RocksDB write of a batch and its `after` callback.
     gate: RwLock<()>,
     /// Serializes writers (apply batches and checkpoints), so that the overlay's reads of the
-    /// DB cannot interleave with another write and a checkpoint is at a batch boundary.
-    writer: Mutex<()>,
+    /// DB cannot interleave with another write and a checkpoint is at a batch boundary. It
+    /// holds what apply read or wrote lately, which only apply reads.
+    writer: Mutex<ReadCache>,
     /// The node count as of the last written batch.
     node_count: AtomicU64,
 }
@@ -215,7 +216,7 @@ impl StateStore {
             root: dir.to_path_buf(),
             generation: AtomicU64::new(generation),
             gate: RwLock::new(()),
-            writer: Mutex::new(()),
+            writer: Mutex::default(),
             node_count: AtomicU64::new(0),
         };
         match store.get_meta(META_NODE_COUNT)? {
@@ -238,7 +239,8 @@ impl StateStore {
         src: &Path,
         after: impl FnOnce(&StateStore),
     ) -> Result<(), StorageError> {
-        let _writer = lock(&self.writer);
+        let mut writer = lock(&self.writer);
+        *writer = ReadCache::default();
         let old = self.generation.load(Ordering::Relaxed);
         let next = old + 1;
         let target = generation_dir(&self.root, next);
@@ -285,7 +287,7 @@ impl StateStore {
             root: dir.to_path_buf(),
             generation: AtomicU64::new(0),
             gate: RwLock::new(()),
-            writer: Mutex::new(()),
+            writer: Mutex::default(),
             node_count: AtomicU64::new(count),
         })
     }
@@ -332,12 +334,15 @@ impl StateStore {
                 String::from_utf8_lossy(key)
             )));
         }
-        let _writer = lock(&self.writer);
-        let mut overlay = Overlay::new(self);
+        let mut writer = lock(&self.writer);
+        // Taken out while the batch runs: if it does not get written, apply starts over
+        // with an empty cache.
+        let mut overlay = Overlay::new(self, std::mem::take(&mut *writer));
         let r = f(&mut overlay);
-        let (batch, node_count) = overlay.into_batch(meta);
+        let (batch, node_count, cache) = overlay.into_batch(meta);
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         read_lock(&self.db).write_opt(batch, &WriteOptions::default())?;
+        *writer = cache;
         self.node_count.store(node_count, Ordering::Relaxed);
         after(&r);
         Ok(r)
@@ -494,63 +499,92 @@ struct Overlay<'s> {
     sessions: BTreeMap<i64, Option<Session>>,
     /// Nodes created minus nodes removed.
     node_delta: i64,
-    /// What the batch read from the DB and has not written: a command reads the same nodes
-    /// several times (the node, then again to replace it; `/zookeeper/quota` for the quota
-    /// checks) and its session, and the commands of a batch share many (at most
-    /// `READ_CACHE_MAX` entries each).
-    read_nodes: RefCell<HashMap<Vec<u8>, Option<Node>>>,
-    read_sessions: RefCell<HashMap<i64, Option<Session>>>,
+    /// What apply read from the DB, or wrote, in this batch and the ones before it.
+    cache: RefCell<ReadCache>,
 }
 
-/// The most DB reads of one kind an apply batch remembers (then it starts over).
-const READ_CACHE_MAX: usize = 4096;
+/// The nodes and sessions apply read or wrote lately, as they are in the DB: a command reads
+/// the same nodes several times (the node, then again to replace it; `/zookeeper/quota` for
+/// the quota checks) and its session, the commands of a batch share many, and a busy node is
+/// written again and again. Apply is the only writer, so what it wrote is what the DB holds.
+/// Bounded: it starts over past [`READ_CACHE_MAX`] entries of a kind or [`READ_CACHE_BYTES`]
+/// of node data.
+#[derive(Default)]
+struct ReadCache {
+    nodes: HashMap<Vec<u8>, Option<Node>>,
+    /// About what `nodes` holds: keys, data, ACLs and a fixed cost per entry.
+    node_bytes: usize,
+    sessions: HashMap<i64, Option<Session>>,
+}
 
-/// Looks `key` up in `cache`, else reads it with `read` and remembers it (the key is copied
-/// only then).
-fn cached<K, Q, V>(cache: &RefCell<HashMap<K, V>>, key: &Q, read: impl FnOnce() -> V) -> V
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
-    V: Clone,
-{
-    if let Some(v) = cache.borrow().get(key) {
-        return v.clone();
+/// The most entries of one kind the read cache holds.
+const READ_CACHE_MAX: usize = 4096;
+/// The most node bytes the read cache holds.
+const READ_CACHE_BYTES: usize = 8 << 20;
+
+/// About the memory a cached node takes, with a key of `key_len` bytes.
+fn cached_size(key_len: usize, node: &Option<Node>) -> usize {
+    let node = node.as_ref().map_or(0, |n| {
+        n.data.as_ref().map_or(0, Bytes::len) + 64 * n.acl.len()
+    });
+    128 + key_len + node
+}
+
+impl ReadCache {
+    fn insert_node(&mut self, key: Vec<u8>, node: Option<Node>) {
+        let key_len = key.len();
+        let size = cached_size(key_len, &node);
+        if self.nodes.len() >= READ_CACHE_MAX || self.node_bytes + size > READ_CACHE_BYTES {
+            self.nodes.clear();
+            self.node_bytes = 0;
+        }
+        self.node_bytes += size;
+        if let Some(old) = self.nodes.insert(key, node) {
+            self.node_bytes = self.node_bytes.saturating_sub(cached_size(key_len, &old));
+        }
     }
-    let v = read();
-    let mut cache = cache.borrow_mut();
-    if cache.len() >= READ_CACHE_MAX {
-        cache.clear();
+
+    fn insert_session(&mut self, id: i64, session: Option<Session>) {
+        if self.sessions.len() >= READ_CACHE_MAX {
+            self.sessions.clear();
+        }
+        self.sessions.insert(id, session);
     }
-    cache.insert(key.to_owned(), v.clone());
-    v
 }
 
 impl<'s> Overlay<'s> {
-    fn new(store: &'s StateStore) -> Self {
+    fn new(store: &'s StateStore, cache: ReadCache) -> Self {
         Overlay {
             store,
             nodes: BTreeMap::new(),
             ephemerals: BTreeMap::new(),
             sessions: BTreeMap::new(),
             node_delta: 0,
-            read_nodes: RefCell::default(),
-            read_sessions: RefCell::default(),
+            cache: RefCell::new(cache),
         }
     }
 
     fn node_by_key(&self, key: &[u8]) -> Option<Node> {
-        match self.nodes.get(key) {
-            Some(pending) => pending.clone(),
-            None => cached(&self.read_nodes, key, || {
-                self.store
-                    .node_by_key(key)
-                    .unwrap_or_else(|e| fatal("read node", e))
-            }),
+        if let Some(pending) = self.nodes.get(key) {
+            return pending.clone();
         }
+        if let Some(node) = self.cache.borrow().nodes.get(key) {
+            return node.clone();
+        }
+        let node = self
+            .store
+            .node_by_key(key)
+            .unwrap_or_else(|e| fatal("read node", e));
+        self.cache
+            .borrow_mut()
+            .insert_node(key.to_vec(), node.clone());
+        node
     }
 
-    /// Returns the batch holding every change plus `meta`, and the node count after it.
-    fn into_batch(self, meta: &[(&[u8], &[u8])]) -> (WriteBatch, u64) {
+    /// Returns the batch holding every change plus `meta`, the node count after it, and the
+    /// read cache with the batch's changes in it (for the next batch, once this one is
+    /// written).
+    fn into_batch(self, meta: &[(&[u8], &[u8])]) -> (WriteBatch, u64, ReadCache) {
         let db = read_lock(&self.store.db);
         let db = &*db;
         let mut batch = WriteBatch::default();
@@ -587,7 +621,14 @@ impl<'s> Overlay<'s> {
         for (key, value) in meta {
             batch.put_cf(cf_meta, key, value);
         }
-        (batch, count)
+        let mut cache = self.cache.into_inner();
+        for (key, node) in self.nodes {
+            cache.insert_node(key, node);
+        }
+        for (id, session) in self.sessions {
+            cache.insert_session(id, session);
+        }
+        (batch, count, cache)
     }
 
     /// Returns the keys in `[start, end)` (unbounded above for `None`) after the batch: the DB's
@@ -691,11 +732,17 @@ impl TreeStore for Overlay<'_> {
     fn session(&self, session_id: i64) -> Option<Session> {
         match self.sessions.get(&session_id) {
             Some(pending) => *pending,
-            None => cached(&self.read_sessions, &session_id, || {
-                self.store
+            None => {
+                if let Some(session) = self.cache.borrow().sessions.get(&session_id) {
+                    return *session;
+                }
+                let session = self
+                    .store
                     .session(session_id)
-                    .unwrap_or_else(|e| fatal("read session", e))
-            }),
+                    .unwrap_or_else(|e| fatal("read session", e));
+                self.cache.borrow_mut().insert_session(session_id, session);
+                session
+            }
         }
     }
 

@@ -624,6 +624,21 @@ fn an_installed_checkpoint_replaces_the_tree_and_survives_a_reopen() {
         assert_eq!(store.node_count(), source.node_count());
     };
     check(&replica);
+    // Apply reads the installed tree, not what it remembers of the replaced one.
+    let applied_view = replica
+        .apply_batch(
+            &[],
+            |ts| (ts.node("/b"), ts.session(session_id_for(1, 1))),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(
+        applied_view,
+        (
+            source.node("/b").unwrap(),
+            source.session(session_id_for(1, 1)).unwrap()
+        )
+    );
     drop(replica);
     let names: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
