@@ -119,7 +119,7 @@ fn open_db(dir: &Path) -> Result<DB, StorageError> {
     std::fs::create_dir_all(dir)?;
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let cfs = [
-        (CF_NODES, 32 << 20),
+        (CF_NODES, 8 << 20),
         (CF_EPHEMERALS, 8 << 20),
         (CF_SESSIONS, 4 << 20),
         (CF_META, 4 << 20),
@@ -517,8 +517,8 @@ struct ReadCache {
     sessions: HashMap<i64, Option<Session>>,
 }
 
-/// The most entries of one kind the read cache holds.
-const READ_CACHE_MAX: usize = 4096;
+/// The most entries of one kind the read cache holds (ten thousand busy nodes fit).
+const READ_CACHE_MAX: usize = 32 << 10;
 /// The most node bytes the read cache holds.
 const READ_CACHE_BYTES: usize = 8 << 20;
 
