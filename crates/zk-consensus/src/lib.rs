@@ -297,7 +297,7 @@ struct Inner {
     /// `started` (0: never).
     last_append_ms: AtomicU64,
     started: Instant,
-    /// Where the reconfig this leader carries out is (see `Consensus::take_turn`).
+    /// Where the reconfig this leader carries out is (see `reconfig::take_turn`).
     reconfig_phase: tokio::sync::watch::Sender<reconfig::ReconfigPhase>,
     /// See [`ConsensusConfig::dynamic_config`].
     dynamic_config: Option<String>,
