@@ -15,9 +15,12 @@
 //!
 //! Apply: [`StateStore::apply_batch`] runs the caller's closure against an overlay (an in-memory
 //! map of pending changes over the DB; rust-rocksdb has no `WriteBatchWithIndex`), then writes
-//! every change and the caller's meta in one `WriteBatch` — WAL on, no fsync, because the Raft
-//! log is the durable copy and openraft re-applies whatever a crash lost: `last_applied` is in
-//! the same atomic batch, so the store is always exactly at some batch boundary.
+//! every change and the caller's meta in one `WriteBatch` without RocksDB's WAL: the Raft log
+//! is the durable copy of every command, and openraft re-applies the log after the store's
+//! `last_applied` (in the same atomic batch) at start-up. The column families are flushed
+//! together (atomic flush), so what a crash leaves on disk is exactly the store at some batch
+//! boundary. The log keeps everything after the last flush: it is purged only behind a
+//! snapshot, and a snapshot is a checkpoint, which flushes first.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -184,6 +187,14 @@ fn populate_from_checkpoint(src: &Path, target: &Path) -> Result<(), StorageErro
     sync_dir(target)
 }
 
+/// The options of apply's writes: no WAL (the Raft log is the state's log, see the module's
+/// doc).
+fn unlogged() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.disable_wal(true);
+    opts
+}
+
 fn decode_u64(value: &[u8]) -> Result<u64, StorageError> {
     let bytes: [u8; 8] = value
         .try_into()
@@ -313,7 +324,7 @@ impl StateStore {
 
     /// Applies one batch: runs `f` against an overlay of the store (its reads see the batch's
     /// own earlier writes), then writes all of the batch's changes and the `meta` pairs in one
-    /// RocksDB `WriteBatch` (WAL on, no fsync), then calls `after(&r)` while holding the apply
+    /// RocksDB `WriteBatch` (no WAL: see the module's doc), then calls `after(&r)` while holding the apply
     /// gate exclusively, so that a reader holding [`StateStore::read_gate`] sees either none of
     /// the batch or all of it together with everything `after` delivered.
     ///
@@ -341,7 +352,7 @@ impl StateStore {
         let r = f(&mut overlay);
         let (batch, node_count, cache) = overlay.into_batch(meta);
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        read_lock(&self.db).write_opt(batch, &WriteOptions::default())?;
+        read_lock(&self.db).write_opt(batch, &unlogged())?;
         *writer = cache;
         self.node_count.store(node_count, Ordering::Relaxed);
         after(&r);

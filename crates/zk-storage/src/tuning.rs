@@ -39,10 +39,12 @@ pub(crate) fn log_cf_options() -> Options {
     opts
 }
 
-/// Options for the state store's DB.
+/// Options for the state store's DB: apply writes without the WAL, so the column families
+/// must reach disk together (a flush of one without the others would leave `meta`'s
+/// `last_applied` describing nodes that are not there).
 pub(crate) fn state_db_options() -> Options {
     let mut opts = db_options();
-    opts.set_max_total_wal_size(256 << 20);
+    opts.set_atomic_flush(true);
     opts
 }
 
