@@ -1,6 +1,8 @@
 //! Apply: one committed command, evaluated against the tree exactly as ZooKeeper's
 //! `PrepRequestProcessor` (checks, in its order) and `DataTree.processTxn` (effects) would.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use zk_protocol::jute::data::{ACL, Stat};
 use zk_protocol::jute::proto::{
@@ -100,7 +102,7 @@ pub struct Trigger {
     /// The event type they receive.
     pub event: EventType,
     /// That node's ACL: ZooKeeper 3.9 delivers an event only to watchers with READ on it.
-    pub acl: Vec<ACL>,
+    pub acl: Arc<[ACL]>,
 }
 
 /// What a command did.
@@ -263,7 +265,7 @@ fn create<S: TreeStore + ?Sized>(
         pzxid: ctx.zxid,
         ephemeral_owner,
         data: req.data.clone(),
-        acl,
+        acl: acl.into(),
         ..Node::default()
     };
     let stat = node.stat();
@@ -366,7 +368,7 @@ fn set_acl<S: TreeStore + ?Sized>(
     let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::ADMIN, ctx.auth)?;
     node.aversion = check_version(node.aversion, req.version)?;
-    node.acl = acl;
+    node.acl = acl.into();
     let stat = node.stat();
     store.put_node(path, node);
     Ok(stat)
@@ -706,7 +708,7 @@ pub fn init_system_nodes<S: TreeStore + ?Sized>(store: &mut S) {
     let node = |num_children, data: Option<Bytes>, acl: &Vec<ACL>| Node {
         num_children,
         data,
-        acl: acl.clone(),
+        acl: Arc::from(acl.as_slice()),
         ..Node::default()
     };
     store.put_node("/", node(1, Some(Bytes::new()), &open));

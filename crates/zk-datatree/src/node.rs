@@ -1,5 +1,7 @@
 //! A znode as the tree stores it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use zk_protocol::jute::data::{ACL, Stat};
 use zk_protocol::{CONTAINER_EPHEMERAL_OWNER, TTL_OWNER_PREFIX};
@@ -31,7 +33,7 @@ pub struct Node {
     /// The data; `None` when created with null data (getData then answers null).
     pub data: Option<Bytes>,
     /// The ACL.
-    pub acl: Vec<ACL>,
+    pub acl: Arc<[ACL]>,
 }
 
 impl Node {

@@ -929,7 +929,7 @@ impl<B: Backend> Conn<B> {
                 check_acl(&node.acl, perms::READ | perms::ADMIN, &self.auth)?;
                 // Without ADMIN, digest hashes are masked (CVE-2019-0201).
                 let acl = if check_acl(&node.acl, perms::ADMIN, &self.auth).is_ok() {
-                    node.acl.clone()
+                    node.acl.to_vec()
                 } else {
                     mask_digests(&node.acl)
                 };

@@ -153,7 +153,7 @@ pub(crate) fn decode_node(value: Bytes) -> Result<Node, StorageError> {
         pzxid,
         num_children,
         data,
-        acl,
+        acl: acl.into(),
     })
 }
 
@@ -201,7 +201,7 @@ mod tests {
                 pzxid: 9,
                 num_children: 10,
                 data,
-                acl: acl.clone(),
+                acl: acl.clone().into(),
             };
             let decoded = decode_node(Bytes::from(encode_node(&node))).unwrap();
             assert_eq!(decoded, node);
