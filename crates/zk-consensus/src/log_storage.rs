@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -68,15 +68,19 @@ impl LogStorage {
         }
     }
 
-    fn pending_committed(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
-        self.committed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn pending_committed(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
+        locked(&self.committed)
     }
 
-    fn tail(&self) -> std::sync::MutexGuard<'_, TailCache> {
-        self.tail.lock().unwrap_or_else(PoisonError::into_inner)
+    fn tail(&self) -> MutexGuard<'_, TailCache> {
+        locked(&self.tail)
     }
+}
+
+/// Maps a poisoned lock to its guard: both locks hold plain values that every holder leaves
+/// whole.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The most entries the tail cache holds.
@@ -84,9 +88,9 @@ const TAIL_MAX_ENTRIES: usize = 16 << 10;
 /// The most payload bytes the tail cache holds.
 const TAIL_MAX_BYTES: usize = 16 << 20;
 
-/// A contiguous run of the last entries written to the log store, exactly as stored: updated
-/// after each append, truncation and purge has been written, bounded by
-/// [`TAIL_MAX_ENTRIES`] and [`TAIL_MAX_BYTES`] (the oldest go first).
+/// A contiguous run of the last entries written to the log store, never more than it holds:
+/// entries go in once their append is written, and out before a truncation or a purge is
+/// written (a failed one leaves the store answering); bounded by [`TAIL_MAX_ENTRIES`] and [`TAIL_MAX_BYTES`] (the oldest go first).
 #[derive(Default)]
 pub(crate) struct TailCache {
     entries: VecDeque<Entry>,
@@ -279,9 +283,7 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
         let written = blocking(move || {
             let meta = committed.as_deref().map(|c| (META_COMMITTED, c));
             log.append_with_meta(&encoded, meta.as_slice())?;
-            tail.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .appended(&entries);
+            locked(&tail).appended(&entries);
             Ok(())
         });
         match written.await {
@@ -299,13 +301,12 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
         let log = self.log.clone();
         let index = last_log_id.map(|id| id.index);
-        // Dropped from the cache first: a failed truncation must not leave the cache
-        // serving what the store may no longer hold.
         self.tail().truncated_after(index);
         blocking(move || log.truncate_after(index)).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        self.tail().purged_upto(log_id.index);
         let log = self.log.clone();
         let committed = self.pending_committed().take();
         blocking(move || {
@@ -316,9 +317,7 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
                 .collect();
             log.purge_upto(log_id.index, &meta)
         })
-        .await?;
-        self.tail().purged_upto(log_id.index);
-        Ok(())
+        .await
     }
 }
 
