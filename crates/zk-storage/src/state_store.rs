@@ -324,9 +324,9 @@ impl StateStore {
 
     /// Applies one batch: runs `f` against an overlay of the store (its reads see the batch's
     /// own earlier writes), then writes all of the batch's changes and the `meta` pairs in one
-    /// RocksDB `WriteBatch` (no WAL: see the module's doc), then calls `after(&r)` while holding the apply
-    /// gate exclusively, so that a reader holding [`StateStore::read_gate`] sees either none of
-    /// the batch or all of it together with everything `after` delivered.
+    /// RocksDB `WriteBatch` (no WAL: see the module's doc), then calls `after(&r)` while
+    /// holding the apply gate exclusively, so that a reader holding [`StateStore::read_gate`]
+    /// sees either none of the batch or all of it together with everything `after` delivered.
     ///
     /// Batches are serialized. If a read of the DB fails inside `f`, the overlay panics (see
     /// the crate's failure policy) and nothing of the batch is written.
