@@ -48,6 +48,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            common::print_log_tails(&self.id.to_string(), &self.dir);
+        }
     }
 }
 

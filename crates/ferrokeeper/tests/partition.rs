@@ -92,6 +92,9 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            common::print_log_tails(&self.ip, &self.dir);
+        }
     }
 }
 

@@ -35,13 +35,9 @@ impl ApplyListener for Recorder {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../ferrokeeper/tests/common/ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn config(dir: &Path, id: u64, peers: &BTreeMap<u64, String>) -> ConsensusConfig {
     config_snap(dir, id, peers, 0)

@@ -17,13 +17,8 @@ use zk_protocol::{OpCode, Request};
 pub mod raw;
 use raw::Raw;
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod ports;
+pub use ports::free_port;
 
 /// Starts the server binary on `cfg`, its log in a new file in `log_dir`.
 pub fn spawn(cfg: &Path, log_dir: &Path) -> Child {
@@ -42,6 +37,37 @@ pub fn spawn(cfg: &Path, log_dir: &Path) -> Child {
         .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// After a failed test: the last lines of each log that [`spawn`] wrote in `log_dir` for
+/// the server called `who`, on stderr, so that a CI log shows what the servers were doing.
+pub fn print_log_tails(who: &str, log_dir: &Path) {
+    const LINES: usize = 40;
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return;
+    };
+    let mut logs: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("server-") && n.ends_with(".log"))
+        })
+        .collect();
+    logs.sort();
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!(
+            "---- server {who}: last {} of {} lines of {} ----",
+            lines.len().min(LINES),
+            lines.len(),
+            log.display()
+        );
+        for line in &lines[lines.len().saturating_sub(LINES)..] {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// Waits (up to 60 s) until the client port accepts connections.
