@@ -18,6 +18,7 @@ pub mod raw;
 use raw::Raw;
 
 mod ports;
+#[allow(unused_imports)] // not every test binary starts servers of its own
 pub use ports::free_port;
 
 /// Starts the server binary on `cfg`, its log in a new file in `log_dir`.
