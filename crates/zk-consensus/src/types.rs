@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use openraft::impls::leader_id_std::LeaderId;
 use openraft::{BasicNode, EntryPayload};
 use serde::de::{SeqAccess, Visitor};
@@ -104,24 +104,22 @@ const ENTRY_MEMBERSHIP: u8 = 2;
 /// normal entry, the membership as JSON). The index is the key, not repeated here.
 pub(crate) fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
     let term = entry.log_id.leader_id.term;
-    let mut out = BytesMut::with_capacity(9 + 64);
-    match &entry.payload {
-        EntryPayload::Blank => {
-            out.put_u8(ENTRY_BLANK);
-            out.put_u64(term);
-        }
-        EntryPayload::Normal(cmd) => {
-            out.put_u8(ENTRY_NORMAL);
-            out.put_u64(term);
-            out.put_slice(&cmd.0);
-        }
-        EntryPayload::Membership(m) => {
-            out.put_u8(ENTRY_MEMBERSHIP);
-            out.put_u64(term);
-            out.put_slice(&serde_json::to_vec(m).map_err(io::Error::other)?);
-        }
-    }
-    Ok(out.to_vec())
+    let (kind, body) = match &entry.payload {
+        EntryPayload::Blank => (ENTRY_BLANK, None),
+        EntryPayload::Normal(cmd) => (ENTRY_NORMAL, Some(std::borrow::Cow::Borrowed(&cmd.0[..]))),
+        EntryPayload::Membership(m) => (
+            ENTRY_MEMBERSHIP,
+            Some(std::borrow::Cow::Owned(
+                serde_json::to_vec(m).map_err(io::Error::other)?,
+            )),
+        ),
+    };
+    let body = body.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(9 + body.len());
+    out.push(kind);
+    out.extend_from_slice(&term.to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
 }
 
 /// Decodes an entry stored at `index`.

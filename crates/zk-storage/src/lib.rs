@@ -1,7 +1,7 @@
-//! ferrokeeper's storage on RocksDB: the Raft log store and the state-machine store, with plain
-//! APIs of our own.
+//! ferrokeeper's storage: the Raft log store (segment files of its own) and the state-machine
+//! store (RocksDB), with plain APIs of our own.
 //!
-//! Owns: the two RocksDB instances and everything about their layout and tuning —
+//! Owns: the log's files, the RocksDB instance and everything about their layout and tuning —
 //! [`LogStore`] (log entries as opaque bytes by index, plus opaque metadata such as the vote,
 //! durable with fsync) and [`StateStore`] (the data tree in column families `nodes`,
 //! `ephemerals`, `sessions`, `meta`; apply batches through an overlay into one atomic
@@ -13,10 +13,10 @@
 //! `zk-consensus`). This is the only crate that links `rocksdb`, and it names no openraft type.
 //!
 //! # Layout
-//! - `log_store`: [`LogStore`].
+//! - `log_store`: [`LogStore`], its file formats and recovery.
 //! - `state_store`: [`StateStore`], the apply overlay and the apply gate.
 //! - `codec`: keys and node values of the state store.
-//! - `tuning`: RocksDB options shared by both stores.
+//! - `tuning`: the state store's RocksDB options.
 //!
 //! # Failure policy
 //! Every method returns [`StorageError`] for I/O or corruption, except inside
@@ -45,6 +45,9 @@ pub enum StorageError {
     /// A file-system operation around RocksDB failed (creating directories, checkpoints).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The store's directory is locked by another open instance (this process or another).
+    #[error("store directory {0} is locked by another open instance")]
+    Busy(String),
     /// The caller broke a precondition (e.g. a checkpoint target that already exists).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -55,6 +58,7 @@ impl StorageError {
     /// (this process or another one), so that a caller reopening after a shutdown can retry.
     pub fn is_lock_busy(&self) -> bool {
         match self {
+            StorageError::Busy(_) => true,
             StorageError::Rocks(e) => {
                 let msg = e.to_string();
                 msg.contains("While lock file") || msg.contains("lock hold by current process")

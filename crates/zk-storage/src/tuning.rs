@@ -1,6 +1,5 @@
-//! RocksDB options for the two stores. The log is append-mostly and read at its tail, so it gets
-//! small memtables; the state machine is read at random, so it gets a block cache and bloom
-//! filters. Both keep RocksDB's own info log small: it is a diagnostics file, not data.
+//! RocksDB options for the state store: it is read at random, so it gets a block cache and bloom
+//! filters. RocksDB's own info log stays small: it is a diagnostics file, not data.
 
 use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options};
 
@@ -13,29 +12,6 @@ pub(crate) fn db_options() -> Options {
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(4);
     opts.set_max_log_file_size(8 << 20);
-    opts
-}
-
-/// Options for the log store's DB: a WAL bounded in size, so that purged entries do not keep
-/// old WAL files alive for long.
-pub(crate) fn log_db_options() -> Options {
-    let mut opts = db_options();
-    opts.set_max_total_wal_size(64 << 20);
-    // Every append is fsynced. Into a WAL file that grows, each fdatasync also commits the
-    // new file size to the filesystem journal; into a recycled file (overwritten in place,
-    // as ZooKeeper's preallocated transaction logs are) it writes only the data. Measured on
-    // the bench machine: 389 µs vs 161 µs per 4-KiB fdatasync (p50).
-    opts.set_recycle_log_file_num(4);
-    opts
-}
-
-/// Options for a column family of the log store: small memtables (entries are read back
-/// mostly while they are still in the memtable, by replication and apply), LZ4.
-pub(crate) fn log_cf_options() -> Options {
-    let mut opts = Options::default();
-    opts.set_write_buffer_size(8 << 20);
-    opts.set_max_write_buffer_number(3);
-    opts.set_compression_type(DBCompressionType::Lz4);
     opts
 }
 
