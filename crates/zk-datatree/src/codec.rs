@@ -32,10 +32,29 @@ pub enum CommandDecodeError {
     Request(#[from] zk_protocol::RequestError),
 }
 
+/// About the bytes `op` takes encoded, so that the buffer is allocated once for the common
+/// writes (a value of any size) instead of growing while the value is copied in.
+fn body_size_hint(op: &Op) -> usize {
+    let path = |p: &Option<String>| p.as_ref().map_or(0, String::len);
+    let data = |d: &Option<Bytes>| d.as_ref().map_or(0, Bytes::len);
+    let acl = |a: &Option<Vec<zk_protocol::jute::data::ACL>>| 32 * a.as_ref().map_or(0, Vec::len);
+    match op {
+        Op::Request(Request::SetData(r)) => 16 + path(&r.path) + data(&r.data),
+        Op::Request(Request::Create(_, r)) => 24 + path(&r.path) + data(&r.data) + acl(&r.acl),
+        Op::Request(Request::CreateTtl(r)) => 32 + path(&r.path) + data(&r.data) + acl(&r.acl),
+        _ => 64,
+    }
+}
+
 impl Command {
     /// Encodes the command for the log.
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(32);
+        let auth: usize = self
+            .auth
+            .iter()
+            .map(|a| 8 + a.scheme.len() + a.id.len())
+            .sum();
+        let mut out = BytesMut::with_capacity(32 + auth + body_size_hint(&self.op));
         out.put_u8(VERSION);
         out.put_i64(self.time_ms);
         out.put_i64(self.session_id);

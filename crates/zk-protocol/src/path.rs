@@ -53,39 +53,90 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<(), PathError> {
 }
 
 fn validate(path: &str) -> Result<(), PathError> {
-    let chars: Vec<char> = path.chars().collect();
-    match chars.as_slice() {
-        [] => return Err(PathError::Empty),
-        [first, ..] if *first != '/' => return Err(PathError::NotAbsolute),
-        ['/'] => return Ok(()),
-        [.., '/'] => return Err(PathError::TrailingSlash),
+    // Positions are counted in chars, as before; no allocation (this runs for every request).
+    match path.chars().next() {
+        None => return Err(PathError::Empty),
+        Some(first) if first != '/' => return Err(PathError::NotAbsolute),
+        _ if path.len() == 1 => return Ok(()),
+        _ if path.ends_with('/') => return Err(PathError::TrailingSlash),
         _ => {}
     }
-    let at_end_or_slash = |i: usize| i + 1 == chars.len() || chars[i + 1] == '/';
-    for i in 1..chars.len() {
-        let (c, last) = (chars[i], chars[i - 1]);
+    let mut before_last: Option<char> = None;
+    let mut last = '/';
+    let mut rest = path.chars().enumerate().skip(1).peekable();
+    while let Some((i, c)) = rest.next() {
+        let at_end_or_slash = rest.peek().is_none_or(|&(_, next)| next == '/');
         if c == '\0' {
             return Err(PathError::NullCharacter(i));
         } else if c == '/' && last == '/' {
             return Err(PathError::EmptyNodeName(i));
         } else if c == '.' && last == '.' {
-            if i >= 2 && chars[i - 2] == '/' && at_end_or_slash(i) {
+            if before_last == Some('/') && at_end_or_slash {
                 return Err(PathError::Relative(i));
             }
         } else if c == '.' {
-            if last == '/' && at_end_or_slash(i) {
+            if last == '/' && at_end_or_slash {
                 return Err(PathError::Relative(i));
             }
         } else if is_invalid_char(c) {
             return Err(PathError::InvalidCharacter(i));
         }
+        before_last = Some(last);
+        last = c;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The rules as first written, over a `Vec<char>`: the oracle for the allocation-free scan.
+    fn by_char_vector(path: &str) -> Result<(), PathError> {
+        let chars: Vec<char> = path.chars().collect();
+        match chars.as_slice() {
+            [] => return Err(PathError::Empty),
+            [first, ..] if *first != '/' => return Err(PathError::NotAbsolute),
+            ['/'] => return Ok(()),
+            [.., '/'] => return Err(PathError::TrailingSlash),
+            _ => {}
+        }
+        let at_end_or_slash = |i: usize| i + 1 == chars.len() || chars[i + 1] == '/';
+        for i in 1..chars.len() {
+            let (c, last) = (chars[i], chars[i - 1]);
+            if c == '\0' {
+                return Err(PathError::NullCharacter(i));
+            } else if c == '/' && last == '/' {
+                return Err(PathError::EmptyNodeName(i));
+            } else if c == '.' && last == '.' {
+                if i >= 2 && chars[i - 2] == '/' && at_end_or_slash(i) {
+                    return Err(PathError::Relative(i));
+                }
+            } else if c == '.' {
+                if last == '/' && at_end_or_slash(i) {
+                    return Err(PathError::Relative(i));
+                }
+            } else if is_invalid_char(c) {
+                return Err(PathError::InvalidCharacter(i));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn the_scan_decides_as_the_char_vector_did(
+            path in proptest::collection::vec(
+                proptest::sample::select(vec!['/', '.', 'a', '\0', '\u{1}', 'é', '日', '\u{fff5}', '\u{1F600}']),
+                0..10,
+            )
+        ) {
+            let path: String = path.into_iter().collect();
+            prop_assert_eq!(validate(&path), by_char_vector(&path));
+        }
+    }
 
     #[test]
     fn accepts_what_zookeeper_accepts() {

@@ -441,7 +441,8 @@ impl Hub {
     pub fn on_applied(&self, zxid: i64, cmd: &Command, applied: &Applied) {
         let mut st = self.lock();
         for t in &applied.triggers {
-            let frame = notification(zxid, t.event as i32, &t.path);
+            // Built for the first watcher that gets it: most writes have none.
+            let mut frame = None;
             for session in st.watches.fire(&t.path, t.event) {
                 // ZooKeeper 3.9 delivers an event only to a watcher with READ on the node.
                 let auth = st.auth.get(&session).map_or(&[][..], Vec::as_slice);
@@ -449,6 +450,8 @@ impl Hub {
                     continue;
                 }
                 if let Some(c) = st.connections.get(&session) {
+                    let frame =
+                        frame.get_or_insert_with(|| notification(zxid, t.event as i32, &t.path));
                     c.tx.frame(frame.clone());
                     self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                 }
