@@ -104,17 +104,15 @@ const ENTRY_MEMBERSHIP: u8 = 2;
 /// normal entry, the membership as JSON). The index is the key, not repeated here.
 pub(crate) fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
     let term = entry.log_id.leader_id.term;
-    let (kind, body) = match &entry.payload {
-        EntryPayload::Blank => (ENTRY_BLANK, None),
-        EntryPayload::Normal(cmd) => (ENTRY_NORMAL, Some(std::borrow::Cow::Borrowed(&cmd.0[..]))),
-        EntryPayload::Membership(m) => (
-            ENTRY_MEMBERSHIP,
-            Some(std::borrow::Cow::Owned(
-                serde_json::to_vec(m).map_err(io::Error::other)?,
-            )),
-        ),
+    let membership;
+    let (kind, body): (u8, &[u8]) = match &entry.payload {
+        EntryPayload::Blank => (ENTRY_BLANK, &[]),
+        EntryPayload::Normal(cmd) => (ENTRY_NORMAL, &cmd.0),
+        EntryPayload::Membership(m) => {
+            membership = serde_json::to_vec(m).map_err(io::Error::other)?;
+            (ENTRY_MEMBERSHIP, &membership)
+        }
     };
-    let body = body.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(9 + body.len());
     out.push(kind);
     out.extend_from_slice(&term.to_be_bytes());

@@ -120,10 +120,14 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn record_crc(segment: u64, after_crc: &[u8]) -> u32 {
+/// The CRC of a record of segment `segment`: the number, then `parts` (everything after the
+/// crc field, in order).
+fn record_crc(segment: u64, parts: &[&[u8]]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&segment.to_le_bytes());
-    h.update(after_crc);
+    for part in parts {
+        h.update(part);
+    }
     h.finalize()
 }
 
@@ -146,17 +150,9 @@ fn put_record(
     for p in payload {
         buf.extend_from_slice(p);
     }
-    let crc = record_crc(segment, &buf[start + 8..]);
+    let crc = record_crc(segment, &[&buf[start + 8..]]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     start
-}
-
-fn meta_payload(key: &[u8], value: &[u8]) -> [Vec<u8>; 1] {
-    let mut p = Vec::with_capacity(4 + key.len() + value.len());
-    p.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    p.extend_from_slice(key);
-    p.extend_from_slice(value);
-    [p]
 }
 
 fn split_meta(payload: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
@@ -217,11 +213,7 @@ fn scan(
         if reader.read_exact(&mut payload).is_err() {
             return Ok(offset);
         }
-        let mut h = crc32fast::Hasher::new();
-        h.update(&number.to_le_bytes());
-        h.update(&header[8..]);
-        h.update(&payload);
-        if h.finalize() != crc {
+        if record_crc(number, &[&header[8..], &payload]) != crc {
             return Ok(offset);
         }
         each(
@@ -398,14 +390,8 @@ impl Inner {
         let mut seq = self.seq;
         for (k, v) in meta {
             seq += 1;
-            put_record(
-                &mut buf,
-                number,
-                seq,
-                KIND_META,
-                0,
-                &[&meta_payload(k, v)[0]],
-            );
+            let klen = (k.len() as u32).to_le_bytes();
+            put_record(&mut buf, number, seq, KIND_META, 0, &[&klen, k, v]);
         }
         let mut locs = Vec::with_capacity(entries.len());
         for (index, e) in entries {
@@ -652,7 +638,9 @@ impl LogStore {
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        // A failed write leaves `Inner` as it was before it (state changes follow the I/O).
+        // A failed append or put_meta leaves `Inner` as it was (its state changes follow the
+        // I/O); a failed truncation or purge may leave it part way, which is safe only because
+        // the consensus layer treats every storage error as fatal for this replica.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
