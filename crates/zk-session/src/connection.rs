@@ -35,7 +35,9 @@ use zk_protocol::{ErrorCode, OpCode, Request, RequestError, perms, xid};
 use crate::backend::{Backend, BackendError, Pending, TreeRead, walk};
 use crate::conns::{ConnInfo, short_op};
 use crate::fourlw;
-use crate::hub::{Outbound, Outbox, OutboxReceiver, notification, reply};
+use crate::hub::{
+    Outbound, Outbox, OutboxReceiver, header_frame, notification, record_frame, reply,
+};
 use crate::password::session_password;
 use crate::server::{Server, wall_clock_ms};
 use crate::watches::WatchKind;
@@ -417,15 +419,11 @@ impl<B: Backend> Conn<B> {
     }
 
     fn header(&self, xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
-        let mut out = BytesMut::new();
-        reply(&mut out, xid, zxid, err.code(), None);
-        out.freeze()
+        header_frame(xid, zxid, err.code())
     }
 
     fn body(&self, xid: i32, zxid: i64, rec: &impl Record) -> Bytes {
-        let mut out = BytesMut::new();
-        reply(&mut out, xid, zxid, 0, Some(&|b| rec.encode(b)));
-        out.freeze()
+        record_frame(xid, zxid, 0, rec)
     }
 
     /// Handles one request frame. Returns false when the connection must close.
@@ -650,10 +648,8 @@ impl<B: Backend> Conn<B> {
                     } else {
                         ErrorCode::AuthFailed
                     };
-                    let mut out = BytesMut::new();
                     let resp = SetSASLResponse { token: None };
-                    reply(&mut out, xid, 0, err.code(), Some(&|b| resp.encode(b)));
-                    self.send(out.freeze());
+                    self.send(record_frame(xid, 0, err.code(), &resp));
                     false
                 }
             },

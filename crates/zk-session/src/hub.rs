@@ -211,70 +211,77 @@ pub fn reply(
     });
 }
 
+/// The bytes of a reply frame's length prefix and header.
+const REPLY_HEADER_LEN: usize = 4 + 16;
+
+/// A reply frame without a body (an error, or a write that answers nothing but its header).
+pub fn header_frame(xid: i32, zxid: i64, err: i32) -> Bytes {
+    let mut out = BytesMut::with_capacity(REPLY_HEADER_LEN);
+    reply(&mut out, xid, zxid, err, None);
+    out.freeze()
+}
+
+/// A reply frame with `body`, allocated once at its size.
+pub fn record_frame(xid: i32, zxid: i64, err: i32, body: &impl Record) -> Bytes {
+    let mut out = BytesMut::with_capacity(REPLY_HEADER_LEN + body.encoded_len());
+    reply(&mut out, xid, zxid, err, Some(&|b| body.encode(b)));
+    out.freeze()
+}
+
 /// Encodes the reply to a write from its apply outcome.
 fn write_reply(opcode: OpCode, xid: i32, zxid: i64, outcome: &Outcome) -> Bytes {
-    let mut out = BytesMut::new();
     match outcome {
-        Outcome::Error(code) => reply(&mut out, xid, zxid, code.code(), None),
+        Outcome::Error(code) => header_frame(xid, zxid, code.code()),
         Outcome::Created { path, stat } => {
             if opcode == OpCode::Create {
                 let body = CreateResponse {
                     path: Some(path.clone()),
                 };
-                reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+                record_frame(xid, zxid, 0, &body)
             } else {
                 let body = Create2Response {
                     path: Some(path.clone()),
                     stat: stat.clone(),
                 };
-                reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+                record_frame(xid, zxid, 0, &body)
             }
         }
         Outcome::DataSet(stat) => {
-            let body = SetDataResponse { stat: stat.clone() };
-            reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+            record_frame(xid, zxid, 0, &SetDataResponse { stat: stat.clone() })
         }
-        Outcome::AclSet(stat) => {
-            let body = SetACLResponse { stat: stat.clone() };
-            reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+        Outcome::AclSet(stat) => record_frame(xid, zxid, 0, &SetACLResponse { stat: stat.clone() }),
+        Outcome::Multi(results) => {
+            let mut out = BytesMut::with_capacity(REPLY_HEADER_LEN + 64 * results.len());
+            reply(
+                &mut out,
+                xid,
+                zxid,
+                0,
+                Some(&|b| encode_multi_response(b, results)),
+            );
+            out.freeze()
         }
-        Outcome::Multi(results) => reply(
-            &mut out,
-            xid,
-            zxid,
-            0,
-            Some(&|b| encode_multi_response(b, results)),
-        ),
         Outcome::Configured { data, stat } => {
             let body = GetDataResponse {
                 data: Some(data.clone()),
                 stat: stat.clone(),
             };
-            reply(&mut out, xid, zxid, 0, Some(&|b| body.encode(b)));
+            record_frame(xid, zxid, 0, &body)
         }
         Outcome::Deleted | Outcome::SessionClosed | Outcome::SessionCreated { .. } => {
-            reply(&mut out, xid, zxid, 0, None)
+            header_frame(xid, zxid, 0)
         }
     }
-    out.freeze()
 }
 
 /// Encodes a watch notification.
 pub fn notification(zxid: i64, event: i32, path: &str) -> Bytes {
-    let mut out = BytesMut::new();
     let body = WatcherEvent {
         r#type: event,
         state: KeeperState::SyncConnected as i32,
         path: Some(path.to_string()),
     };
-    reply(
-        &mut out,
-        xid::NOTIFICATION,
-        zxid,
-        0,
-        Some(&|b| body.encode(b)),
-    );
-    out.freeze()
+    record_frame(xid::NOTIFICATION, zxid, 0, &body)
 }
 
 impl Hub {

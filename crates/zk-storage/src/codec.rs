@@ -10,7 +10,7 @@
 //! ephemeral_owner i64, pzxid i64, num_children i32, acl (jute vector<ACL>), data (jute buffer,
 //! -1 = null)`. The data comes last so that decoding slices it out of the value without a copy.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use zk_datatree::{Node, Session, split_parent};
 use zk_protocol::jute::data::ACL;
 use zk_protocol::jute::{Reader, Record, rt};
@@ -25,18 +25,27 @@ const NODE_FIXED_LEN: usize = 1 + 8 * 4 + 4 * 3 + 8 * 2 + 4;
 
 /// Returns the `nodes` key of `path`.
 pub(crate) fn node_key(path: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(path.len() + 1);
+    node_key_into(path, &mut key);
+    key
+}
+
+/// Writes the `nodes` key of `path` into `key` (cleared first).
+pub(crate) fn node_key_into(path: &str, key: &mut Vec<u8>) {
+    key.clear();
     match split_parent(path) {
         // ZooKeeper keeps the root under "" as well as "/".
-        None if path.is_empty() || path == "/" => vec![0],
+        None if path.is_empty() || path == "/" => key.push(0),
         // A path without a '/' names no node: a key no write ever produces (written keys
         // start with '/' or are the root's 0).
-        None => [&[0xff][..], path.as_bytes()].concat(),
+        None => {
+            key.push(0xff);
+            key.extend_from_slice(path.as_bytes());
+        }
         Some((parent, name)) => {
-            let mut key = Vec::with_capacity(parent.len() + 1 + name.len());
             key.extend_from_slice(parent.as_bytes());
             key.push(0);
             key.extend_from_slice(name.as_bytes());
-            key
         }
     }
 }
@@ -89,9 +98,18 @@ pub(crate) fn decode_session(value: &[u8]) -> Result<Session, StorageError> {
 
 /// Encodes a node value.
 pub(crate) fn encode_node(node: &Node) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_node_into(node, &mut out);
+    out
+}
+
+/// Encodes a node value into `out` (cleared first), so that a batch of nodes can share one
+/// buffer.
+pub(crate) fn encode_node_into(node: &Node, out: &mut Vec<u8>) {
     let acl_len: usize = 4 + node.acl.iter().map(Record::encoded_len).sum::<usize>();
     let data_len = 4 + node.data.as_ref().map_or(0, Bytes::len);
-    let mut out = BytesMut::with_capacity(NODE_FIXED_LEN + acl_len + data_len);
+    out.clear();
+    out.reserve(NODE_FIXED_LEN + acl_len + data_len);
     out.put_u8(NODE_FORMAT);
     out.put_i64(node.czxid);
     out.put_i64(node.mzxid);
@@ -103,9 +121,8 @@ pub(crate) fn encode_node(node: &Node) -> Vec<u8> {
     out.put_i64(node.ephemeral_owner);
     out.put_i64(node.pzxid);
     out.put_i32(node.num_children);
-    rt::write_vector(&mut out, Some(&node.acl), |o, acl| acl.encode(o));
-    rt::write_buffer(&mut out, node.data.as_deref());
-    out.to_vec()
+    rt::write_vector(out, Some(&node.acl), |o, acl| acl.encode(o));
+    rt::write_buffer(out, node.data.as_deref());
 }
 
 /// Decodes a node value; the data is a slice of `value`, not a copy.

@@ -38,8 +38,8 @@ use rocksdb::{
 use zk_datatree::{MemStore, Node, Session, TreeStore, index_owner, init_system_nodes};
 
 use crate::codec::{
-    children_range, decode_node, decode_session, decode_session_key, encode_node, encode_session,
-    ephemeral_key, node_key, session_key,
+    children_range, decode_node, decode_session, decode_session_key, encode_node, encode_node_into,
+    encode_session, ephemeral_key, node_key, node_key_into, session_key,
 };
 use crate::{StorageError, tuning};
 
@@ -498,34 +498,51 @@ fn fatal(what: &str, e: StorageError) -> ! {
     )
 }
 
+/// A hash map with a fast, non-cryptographic hasher: its keys come from apply, not from
+/// anyone who could choose them to collide (a client's path is hashed only after it was
+/// applied, which costs the client a write per key).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The pending changes of one apply batch over the DB. Keys are the DB keys, so the children
-/// and ephemerals of a node are the same prefix ranges in the overlay as in RocksDB.
+/// and ephemerals of a node are the same prefix ranges in the overlay as in RocksDB. Changed
+/// nodes live in the read cache, marked dirty until the batch is written, so that a lookup
+/// costs one hash probe whether the node was changed by this batch or read before.
 struct Overlay<'s> {
     store: &'s StateStore,
-    /// Node key → the node after the batch (`None`: removed).
-    nodes: BTreeMap<Vec<u8>, Option<Node>>,
+    /// What apply read from the DB or wrote, in this batch and the ones before it.
+    cache: RefCell<ReadCache>,
+    /// The keys of the nodes this batch changed (each once; dirty in `cache`).
+    dirty: Vec<Vec<u8>>,
     /// Ephemeral key → present after the batch.
     ephemerals: BTreeMap<Vec<u8>, bool>,
     /// Session id → the session after the batch (`None`: removed).
     sessions: BTreeMap<i64, Option<Session>>,
     /// Nodes created minus nodes removed.
     node_delta: i64,
-    /// What apply read from the DB, or wrote, in this batch and the ones before it.
-    cache: RefCell<ReadCache>,
+    /// The key of the last lookup, reused so that a lookup allocates nothing.
+    key: RefCell<Vec<u8>>,
 }
 
-/// The nodes and sessions apply read or wrote lately, as they are in the DB: a command reads
-/// the same nodes several times (the node, then again to replace it; `/zookeeper/quota` for
-/// the quota checks) and its session, the commands of a batch share many, and a busy node is
-/// written again and again. Apply is the only writer, so what it wrote is what the DB holds.
-/// Bounded: it starts over past [`READ_CACHE_MAX`] entries of a kind or [`READ_CACHE_BYTES`]
-/// of node data.
+/// The nodes and sessions apply read or wrote lately, as they are in the DB once the running
+/// batch is written: a command reads the same nodes several times (the node, then again to
+/// replace it; `/zookeeper/quota` for the quota checks) and its session, the commands of a
+/// batch share many, and a busy node is written again and again. Apply is the only writer, so
+/// what it wrote is what the DB holds. Bounded: between batches it starts over past
+/// [`READ_CACHE_MAX`] entries of a kind or [`READ_CACHE_BYTES`] of node data (a batch may take
+/// it past them until it is written).
 #[derive(Default)]
 struct ReadCache {
-    nodes: HashMap<Vec<u8>, Option<Node>>,
+    nodes: FastMap<Vec<u8>, CachedNode>,
     /// About what `nodes` holds: keys, data, ACLs and a fixed cost per entry.
     node_bytes: usize,
-    sessions: HashMap<i64, Option<Session>>,
+    sessions: FastMap<i64, Option<Session>>,
+}
+
+/// A node in the read cache (`None`: there is no node at that key).
+struct CachedNode {
+    node: Option<Node>,
+    /// Written by the running batch, not yet in the DB.
+    dirty: bool,
 }
 
 /// The most entries of one kind the read cache holds (ten thousand busy nodes fit).
@@ -542,24 +559,25 @@ fn cached_size(key_len: usize, node: &Option<Node>) -> usize {
 }
 
 impl ReadCache {
-    fn insert_node(&mut self, key: Vec<u8>, node: Option<Node>) {
-        let key_len = key.len();
-        let size = cached_size(key_len, &node);
-        if self.nodes.len() >= READ_CACHE_MAX || self.node_bytes + size > READ_CACHE_BYTES {
-            self.nodes.clear();
-            self.node_bytes = 0;
-        }
-        self.node_bytes += size;
-        if let Some(old) = self.nodes.insert(key, node) {
-            self.node_bytes = self.node_bytes.saturating_sub(cached_size(key_len, &old));
-        }
+    /// Caches what the DB holds at `key` (not cached yet).
+    fn insert_clean(&mut self, key: Vec<u8>, node: Option<Node>) {
+        self.node_bytes += cached_size(key.len(), &node);
+        self.nodes.insert(key, CachedNode { node, dirty: false });
     }
 
     fn insert_session(&mut self, id: i64, session: Option<Session>) {
-        if self.sessions.len() >= READ_CACHE_MAX {
+        self.sessions.insert(id, session);
+    }
+
+    /// Starts over where a bound is passed; only between batches (nothing dirty).
+    fn trim(&mut self) {
+        if self.nodes.len() > READ_CACHE_MAX || self.node_bytes > READ_CACHE_BYTES {
+            self.nodes.clear();
+            self.node_bytes = 0;
+        }
+        if self.sessions.len() > READ_CACHE_MAX {
             self.sessions.clear();
         }
-        self.sessions.insert(id, session);
     }
 }
 
@@ -567,20 +585,18 @@ impl<'s> Overlay<'s> {
     fn new(store: &'s StateStore, cache: ReadCache) -> Self {
         Overlay {
             store,
-            nodes: BTreeMap::new(),
+            cache: RefCell::new(cache),
+            dirty: Vec::new(),
             ephemerals: BTreeMap::new(),
             sessions: BTreeMap::new(),
             node_delta: 0,
-            cache: RefCell::new(cache),
+            key: RefCell::default(),
         }
     }
 
     fn node_by_key(&self, key: &[u8]) -> Option<Node> {
-        if let Some(pending) = self.nodes.get(key) {
-            return pending.clone();
-        }
-        if let Some(node) = self.cache.borrow().nodes.get(key) {
-            return node.clone();
+        if let Some(cached) = self.cache.borrow().nodes.get(key) {
+            return cached.node.clone();
         }
         let node = self
             .store
@@ -588,84 +604,119 @@ impl<'s> Overlay<'s> {
             .unwrap_or_else(|e| fatal("read node", e));
         self.cache
             .borrow_mut()
-            .insert_node(key.to_vec(), node.clone());
+            .insert_clean(key.to_vec(), node.clone());
         node
+    }
+
+    /// Sets the node at `path` for this batch (`None`: removed) and returns the node it
+    /// replaces.
+    fn replace(&mut self, path: &str, node: Option<Node>) -> Option<Node> {
+        let key = self.key.get_mut();
+        node_key_into(path, key);
+        let cache = self.cache.get_mut();
+        if !cache.nodes.contains_key(key.as_slice()) {
+            let old = self
+                .store
+                .node_by_key(key)
+                .unwrap_or_else(|e| fatal("read node", e));
+            cache.insert_clean(key.clone(), old);
+        }
+        let Some(cached) = cache.nodes.get_mut(key.as_slice()) else {
+            unreachable!("the node was cached above")
+        };
+        let size = cached_size(key.len(), &node);
+        let old_size = cached_size(key.len(), &cached.node);
+        let old = std::mem::replace(&mut cached.node, node);
+        if !cached.dirty {
+            cached.dirty = true;
+            self.dirty.push(key.clone());
+        }
+        cache.node_bytes = (cache.node_bytes + size).saturating_sub(old_size);
+        old
     }
 
     /// Returns the batch holding every change plus `meta`, the node count after it, and the
     /// read cache with the batch's changes in it (for the next batch, once this one is
     /// written).
     fn into_batch(self, meta: &[(&[u8], &[u8])]) -> (WriteBatch, u64, ReadCache) {
-        let db = read_lock(&self.store.db);
+        let Overlay {
+            store,
+            cache,
+            dirty,
+            ephemerals,
+            sessions,
+            node_delta,
+            key: _,
+        } = self;
+        let mut cache = cache.into_inner();
+        let db = read_lock(&store.db);
         let db = &*db;
         let mut batch = WriteBatch::default();
         let nodes = cf(db, CF_NODES);
-        for (key, node) in &self.nodes {
-            match node {
-                Some(node) => batch.put_cf(nodes, key, encode_node(node)),
+        let mut value = Vec::new();
+        for key in &dirty {
+            let Some(cached) = cache.nodes.get_mut(key.as_slice()) else {
+                unreachable!("a dirty node stays cached until its batch is written")
+            };
+            cached.dirty = false;
+            match &cached.node {
+                Some(node) => {
+                    encode_node_into(node, &mut value);
+                    batch.put_cf(nodes, key, &value);
+                }
                 None => batch.delete_cf(nodes, key),
             }
         }
-        let ephemerals = cf(db, CF_EPHEMERALS);
-        for (key, present) in &self.ephemerals {
+        let cf_ephemerals = cf(db, CF_EPHEMERALS);
+        for (key, present) in &ephemerals {
             if *present {
-                batch.put_cf(ephemerals, key, []);
+                batch.put_cf(cf_ephemerals, key, []);
             } else {
-                batch.delete_cf(ephemerals, key);
+                batch.delete_cf(cf_ephemerals, key);
             }
         }
-        let sessions = cf(db, CF_SESSIONS);
-        for (id, session) in &self.sessions {
+        let cf_sessions = cf(db, CF_SESSIONS);
+        for (id, session) in &sessions {
             match session {
-                Some(s) => batch.put_cf(sessions, session_key(*id), encode_session(s)),
-                None => batch.delete_cf(sessions, session_key(*id)),
+                Some(s) => batch.put_cf(cf_sessions, session_key(*id), encode_session(s)),
+                None => batch.delete_cf(cf_sessions, session_key(*id)),
             }
         }
         let cf_meta = cf(db, CF_META);
-        let count = self
-            .store
-            .node_count()
-            .saturating_add_signed(self.node_delta);
-        if self.node_delta != 0 {
+        let count = store.node_count().saturating_add_signed(node_delta);
+        if node_delta != 0 {
             batch.put_cf(cf_meta, META_NODE_COUNT, count.to_be_bytes());
         }
         for (key, value) in meta {
             batch.put_cf(cf_meta, key, value);
         }
-        let mut cache = self.cache.into_inner();
-        for (key, node) in self.nodes {
-            cache.insert_node(key, node);
-        }
-        for (id, session) in self.sessions {
+        for (id, session) in sessions {
             cache.insert_session(id, session);
         }
+        cache.trim();
         (batch, count, cache)
     }
 
     /// Returns the keys in `[start, end)` (unbounded above for `None`) after the batch: the DB's
-    /// keys in that range with the overlay's pending inserts and removals applied.
-    fn merged_range<V>(
+    /// keys in that range with `pending` (the batch's inserts (`true`) and removals in that
+    /// range) applied.
+    fn merged_range<'k>(
         &self,
         cf_name: &str,
         start: &[u8],
         end: Option<Vec<u8>>,
-        pending: &BTreeMap<Vec<u8>, V>,
-        present: impl Fn(&V) -> bool,
+        pending: impl IntoIterator<Item = (&'k [u8], bool)>,
     ) -> BTreeSet<Vec<u8>> {
         let mut keys = BTreeSet::new();
         self.store
-            .scan(cf_name, start, end.clone(), |key| {
+            .scan(cf_name, start, end, |key| {
                 keys.insert(key.to_vec());
                 Ok(())
             })
             .unwrap_or_else(|e| fatal("scan", e));
-        let upper = match end {
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
-        for (key, v) in pending.range((Bound::Included(start.to_vec()), upper)) {
-            if present(v) {
-                keys.insert(key.clone());
+        for (key, present) in pending {
+            if present {
+                keys.insert(key.to_vec());
             } else {
                 keys.remove(key);
             }
@@ -689,14 +740,15 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl TreeStore for Overlay<'_> {
     fn node(&self, path: &str) -> Option<Node> {
-        self.node_by_key(&node_key(path))
+        let mut key = self.key.borrow_mut();
+        node_key_into(path, &mut key);
+        self.node_by_key(&key)
     }
 
     fn put_node(&mut self, path: &str, node: Node) {
-        let key = node_key(path);
-        let old = self.node_by_key(&key);
-        let old_owner = old.as_ref().and_then(|n| index_owner(n.ephemeral_owner));
         let new_owner = index_owner(node.ephemeral_owner);
+        let old = self.replace(path, Some(node));
+        let old_owner = old.as_ref().and_then(|n| index_owner(n.ephemeral_owner));
         if let Some(owner) = old_owner
             && new_owner != Some(owner)
         {
@@ -708,24 +760,33 @@ impl TreeStore for Overlay<'_> {
         if old.is_none() {
             self.node_delta += 1;
         }
-        self.nodes.insert(key, Some(node));
     }
 
     fn remove_node(&mut self, path: &str) {
-        let key = node_key(path);
-        let Some(old) = self.node_by_key(&key) else {
+        let Some(old) = self.replace(path, None) else {
             return;
         };
         if let Some(owner) = index_owner(old.ephemeral_owner) {
             self.ephemerals.insert(ephemeral_key(owner, path), false);
         }
         self.node_delta -= 1;
-        self.nodes.insert(key, None);
     }
 
     fn children(&self, path: &str) -> Vec<String> {
         let (start, end) = children_range(path);
-        self.merged_range(CF_NODES, &start, Some(end), &self.nodes, Option::is_some)
+        let cache = self.cache.borrow();
+        let pending = self
+            .dirty
+            .iter()
+            .filter(|key| key.as_slice() >= start.as_slice() && key.as_slice() < end.as_slice())
+            .map(|key| {
+                let present = cache
+                    .nodes
+                    .get(key.as_slice())
+                    .is_some_and(|c| c.node.is_some());
+                (key.as_slice(), present)
+            });
+        self.merged_range(CF_NODES, &start, Some(end.clone()), pending)
             .into_iter()
             .map(|key| utf8(&key[start.len()..]).unwrap_or_else(|e| fatal("child name", e)))
             .collect()
@@ -734,7 +795,15 @@ impl TreeStore for Overlay<'_> {
     fn ephemerals(&self, session_id: i64) -> Vec<String> {
         let start = session_id.to_be_bytes();
         let end = prefix_end(&start);
-        self.merged_range(CF_EPHEMERALS, &start, end, &self.ephemerals, |p| *p)
+        let upper = match &end {
+            Some(end) => Bound::Excluded(end.clone()),
+            None => Bound::Unbounded,
+        };
+        let pending = self
+            .ephemerals
+            .range((Bound::Included(start.to_vec()), upper))
+            .map(|(key, present)| (key.as_slice(), *present));
+        self.merged_range(CF_EPHEMERALS, &start, end, pending)
             .into_iter()
             .map(|key| utf8(&key[start.len()..]).unwrap_or_else(|e| fatal("ephemeral path", e)))
             .collect()
