@@ -936,18 +936,14 @@ impl Consensus {
             let floor = (*last).max(self.inner.shared.last_time_ms.load(Ordering::Relaxed));
             *last = now_ms().max(floor);
             cmd.time_ms = *last;
-            let encoded = cmd.encode();
-            let size = encoded.len() as u64;
+            let entry = LogCommand::proposed(cmd);
+            let size = entry.bytes.len() as u64;
             self.inner.proposal_last.store(size, Ordering::Relaxed);
             self.inner.proposal_min.fetch_min(size, Ordering::Relaxed);
             self.inner.proposal_max.fetch_max(size, Ordering::Relaxed);
             // Only enqueues into openraft (which assigns log indexes in queue order); the
             // clock stays locked for that, not for the commit.
-            self.inner
-                .raft
-                .write(LogCommand(encoded))
-                .responder(responder)
-                .await?;
+            self.inner.raft.write(entry).responder(responder).await?;
         }
         Ok(async move {
             match done.await {

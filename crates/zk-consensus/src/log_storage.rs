@@ -99,7 +99,10 @@ pub(crate) struct TailCache {
 
 fn payload_size(entry: &Entry) -> usize {
     64 + match &entry.payload {
-        openraft::EntryPayload::Normal(cmd) => cmd.0.len(),
+        // The decoded command of an entry proposed here takes about as much again.
+        openraft::EntryPayload::Normal(cmd) => {
+            cmd.bytes.len() * if cmd.decoded.is_some() { 2 } else { 1 }
+        }
         _ => 0,
     }
 }
@@ -332,7 +335,10 @@ mod tests {
     fn entry(index: u64, len: usize) -> Entry {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1), index),
-            payload: EntryPayload::Normal(LogCommand(Bytes::from(vec![index as u8; len]))),
+            payload: EntryPayload::Normal(LogCommand::from_bytes(Bytes::from(vec![
+                index as u8;
+                len
+            ]))),
         }
     }
 

@@ -137,7 +137,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
-        let mut commands: Vec<(i64, Command)> = Vec::new();
+        let mut commands: Vec<(i64, Arc<Command>)> = Vec::new();
         let mut responders = Vec::new();
         let mut last = None;
         let mut membership = None;
@@ -145,7 +145,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let index = entry.log_id.index;
             match entry.payload {
                 EntryPayload::Normal(cmd) => {
-                    let cmd = Command::decode(cmd.0)
+                    let cmd = cmd
+                        .command()
                         .map_err(|e| corrupt(format!("log entry {index}: {e}")))?;
                     commands.push((index as i64, cmd));
                 }
@@ -196,7 +197,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             let applied = zk_datatree::apply(tree, zxid, &cmd);
                             (zxid, cmd, applied)
                         })
-                        .collect::<Vec<(i64, Command, Applied)>>()
+                        .collect::<Vec<(i64, Arc<Command>, Applied)>>()
                 },
                 |results| {
                     // Visible to readers together with the tree: both change under the gate.

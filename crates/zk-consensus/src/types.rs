@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use openraft::impls::leader_id_std::LeaderId;
@@ -43,19 +44,69 @@ pub(crate) type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub(crate) type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotDir>;
 
 /// The application data of a normal entry: `zk_datatree::Command::encode()`'s bytes, kept as
-/// they are so that apply decodes exactly what was proposed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LogCommand(pub(crate) Bytes);
+/// they are so that apply decodes exactly what was proposed. On the server that proposed it
+/// the entry also carries the command itself, which `bytes` is the encoding of: apply there
+/// takes it instead of decoding (never serialized: every other copy, on a follower or read back
+/// from the log, decodes `bytes`).
+#[derive(Clone, Debug)]
+pub(crate) struct LogCommand {
+    pub(crate) bytes: Bytes,
+    pub(crate) decoded: Option<Arc<zk_datatree::Command>>,
+}
+
+impl LogCommand {
+    /// An entry's payload as it arrives from elsewhere (a leader, the log).
+    pub(crate) fn from_bytes(bytes: Bytes) -> Self {
+        LogCommand {
+            bytes,
+            decoded: None,
+        }
+    }
+
+    /// The payload of a command proposed here.
+    pub(crate) fn proposed(cmd: zk_datatree::Command) -> Self {
+        LogCommand {
+            bytes: cmd.encode(),
+            decoded: Some(Arc::new(cmd)),
+        }
+    }
+
+    /// The command: the one proposed here, or `bytes` decoded.
+    pub(crate) fn command(
+        &self,
+    ) -> Result<Arc<zk_datatree::Command>, zk_datatree::CommandDecodeError> {
+        match &self.decoded {
+            Some(cmd) => {
+                debug_assert_eq!(
+                    zk_datatree::Command::decode(self.bytes.clone()).as_ref(),
+                    Ok(&**cmd),
+                    "a proposed command decodes to itself"
+                );
+                Ok(Arc::clone(cmd))
+            }
+            None => zk_datatree::Command::decode(self.bytes.clone()).map(Arc::new),
+        }
+    }
+}
+
+/// Equal when the logged bytes are (the decoded command is a cache of them).
+impl PartialEq for LogCommand {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for LogCommand {}
 
 impl fmt::Display for LogCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "command({} bytes)", self.0.len())
+        write!(f, "command({} bytes)", self.bytes.len())
     }
 }
 
 impl Serialize for LogCommand {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(&self.bytes)
     }
 }
 
@@ -68,10 +119,10 @@ impl<'de> Deserialize<'de> for LogCommand {
                 f.write_str("command bytes")
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<LogCommand, E> {
-                Ok(LogCommand(Bytes::copy_from_slice(v)))
+                Ok(LogCommand::from_bytes(Bytes::copy_from_slice(v)))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<LogCommand, E> {
-                Ok(LogCommand(Bytes::from(v)))
+                Ok(LogCommand::from_bytes(Bytes::from(v)))
             }
             // Formats without a bytes type (JSON) hand over a sequence of numbers.
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LogCommand, A::Error> {
@@ -79,7 +130,7 @@ impl<'de> Deserialize<'de> for LogCommand {
                 while let Some(b) = seq.next_element::<u8>()? {
                     out.push(b);
                 }
-                Ok(LogCommand(Bytes::from(out)))
+                Ok(LogCommand::from_bytes(Bytes::from(out)))
             }
         }
         d.deserialize_byte_buf(BytesVisitor)
@@ -107,7 +158,7 @@ pub(crate) fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
     let membership;
     let (kind, body): (u8, &[u8]) = match &entry.payload {
         EntryPayload::Blank => (ENTRY_BLANK, &[]),
-        EntryPayload::Normal(cmd) => (ENTRY_NORMAL, &cmd.0),
+        EntryPayload::Normal(cmd) => (ENTRY_NORMAL, &cmd.bytes),
         EntryPayload::Membership(m) => {
             membership = serde_json::to_vec(m).map_err(io::Error::other)?;
             (ENTRY_MEMBERSHIP, &membership)
@@ -131,7 +182,7 @@ pub(crate) fn decode_entry(index: u64, value: Vec<u8>) -> io::Result<Entry> {
     let log_id = LogId::new(CommittedLeaderId::new(term), index);
     let payload = match kind {
         ENTRY_BLANK => EntryPayload::Blank,
-        ENTRY_NORMAL => EntryPayload::Normal(LogCommand(buf)),
+        ENTRY_NORMAL => EntryPayload::Normal(LogCommand::from_bytes(buf)),
         ENTRY_MEMBERSHIP => EntryPayload::Membership(
             serde_json::from_slice(&buf)
                 .map_err(|e| corrupt(format!("log entry {index}: membership: {e}")))?,
@@ -192,7 +243,7 @@ mod tests {
         .unwrap();
         for payload in [
             EntryPayload::Blank,
-            EntryPayload::Normal(LogCommand(Bytes::from_static(b"\x01abc"))),
+            EntryPayload::Normal(LogCommand::from_bytes(Bytes::from_static(b"\x01abc"))),
             EntryPayload::Membership(members),
         ] {
             let entry = Entry { log_id, payload };
@@ -214,7 +265,7 @@ mod tests {
 
     #[test]
     fn commands_serialize_as_bytes() {
-        let cmd = LogCommand(Bytes::from_static(b"\x00\xffx"));
+        let cmd = LogCommand::from_bytes(Bytes::from_static(b"\x00\xffx"));
         let json = serde_json::to_vec(&cmd).unwrap();
         assert_eq!(serde_json::from_slice::<LogCommand>(&json).unwrap(), cmd);
     }
