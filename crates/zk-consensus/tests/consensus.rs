@@ -59,7 +59,7 @@ fn cmd(session_id: i64, op: Op) -> Command {
         time_ms: 0,
         session_id,
         xid: 1,
-        auth: Vec::new(),
+        auth: Default::default(),
         features: zk_datatree::Features::default(),
         op,
     }

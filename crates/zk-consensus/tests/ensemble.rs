@@ -81,7 +81,7 @@ fn create(session: i64, path: String) -> Command {
         time_ms: 0,
         session_id: session,
         xid: 1,
-        auth: Vec::new(),
+        auth: Default::default(),
         features: zk_datatree::Features::default(),
         op: Op::Request(Request::Create(
             OpCode::Create,

@@ -18,7 +18,7 @@ fn command(session_id: i64, op: Op) -> Command {
         time_ms: 1_764_000_000_000,
         session_id,
         xid: 1,
-        auth: Vec::new(),
+        auth: Default::default(),
         features: Features::default(),
         op,
     }

@@ -31,7 +31,7 @@ pub struct Command {
     /// The client's xid, so that the server holding the connection can route the reply.
     pub xid: i32,
     /// The connection's authenticated ids at the time of the request (ACL checks at apply).
-    pub auth: Vec<AuthId>,
+    pub auth: Arc<[AuthId]>,
     /// Settings of the proposing server that change what apply does.
     pub features: Features,
     /// What to do.
@@ -46,7 +46,7 @@ impl Command {
             time_ms: 0,
             session_id,
             xid,
-            auth: Vec::new(),
+            auth: Default::default(),
             features: Features::default(),
             op,
         }

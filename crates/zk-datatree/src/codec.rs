@@ -60,7 +60,7 @@ impl Command {
         out.put_i64(self.session_id);
         out.put_i32(self.xid);
         out.put_u16(u16::try_from(self.auth.len()).expect("fewer than 65536 auth ids"));
-        for a in &self.auth {
+        for a in self.auth.iter() {
             put_str(&mut out, &a.scheme);
             put_str(&mut out, &a.id);
         }
@@ -171,7 +171,7 @@ impl Command {
             time_ms,
             session_id,
             xid,
-            auth,
+            auth: auth.into(),
             features,
             op,
         })
@@ -211,7 +211,8 @@ mod tests {
                 auth: vec![
                     AuthId::new("ip", "127.0.0.1"),
                     AuthId::new("digest", "u:h="),
-                ],
+                ]
+                .into(),
                 features: Features::default(),
                 op: Op::Request(Request::Create(
                     OpCode::Create2,
@@ -227,7 +228,7 @@ mod tests {
                 time_ms: 1,
                 session_id: 0,
                 xid: 0,
-                auth: vec![],
+                auth: Default::default(),
                 features: Features::default(),
                 op: Op::CreateSession {
                     timeout_ms: 30_000,
@@ -238,7 +239,7 @@ mod tests {
                 time_ms: 2,
                 session_id: 9,
                 xid: -11,
-                auth: vec![],
+                auth: Default::default(),
                 features: Features {
                     extended_types: true,
                     reconfig_enabled: true,
@@ -250,7 +251,7 @@ mod tests {
                 time_ms: 3,
                 session_id: 0,
                 xid: 0,
-                auth: vec![],
+                auth: Default::default(),
                 features: Features::default(),
                 op: Op::Reap { path: "/c".into() },
             },

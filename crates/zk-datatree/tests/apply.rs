@@ -71,7 +71,7 @@ impl Tree {
             &Command {
                 time_ms: 1_000 + self.zxid,
                 xid: 1,
-                auth: Vec::new(),
+                auth: Default::default(),
                 features: self.features,
                 session_id: session,
                 op,
@@ -362,7 +362,7 @@ fn acls_are_fixed_up_checked_and_versioned() {
                 time_ms: 1,
                 session_id: t.session,
                 xid: 1,
-                auth: alice.clone(),
+                auth: alice.clone().into(),
                 features: zk_datatree::Features::default(),
                 op: Op::Request(r),
             },
@@ -433,7 +433,7 @@ fn ttl_nodes_need_extended_types_and_a_valid_ttl() {
             time_ms: 5_000,
             session_id: t.session,
             xid: 1,
-            auth: vec![],
+            auth: Default::default(),
             features: zk_datatree::Features {
                 extended_types,
                 ..Default::default()
@@ -488,7 +488,7 @@ fn containers_are_reaped_once_they_had_children_and_have_none() {
             time_ms: 9,
             session_id: 0,
             xid: 0,
-            auth: vec![],
+            auth: Default::default(),
             features: zk_datatree::Features::default(),
             op: Op::Reap { path: "/c".into() },
         };
@@ -524,7 +524,7 @@ fn reconfig_is_refused_as_zookeeper_refuses_it() {
             time_ms: 1,
             session_id: t.session,
             xid: 1,
-            auth,
+            auth: auth.into(),
             features: Features {
                 reconfig_enabled: enabled,
                 ..Default::default()

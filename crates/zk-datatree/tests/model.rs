@@ -201,7 +201,7 @@ fn to_command(s: &Step, sessions: [i64; 2], live_session: i64) -> Command {
         time_ms: 7,
         session_id,
         xid: 1,
-        auth: Vec::new(),
+        auth: Default::default(),
         features: zk_datatree::Features::default(),
         op,
     }
@@ -220,7 +220,7 @@ fn run(steps: &[Step]) -> (MemStore, Vec<Outcome>) {
             time_ms: 7,
             session_id: 0,
             xid: 0,
-            auth: Vec::new(),
+            auth: Default::default(),
             features: zk_datatree::Features::default(),
             op: Op::CreateSession {
                 timeout_ms: 1,

@@ -274,7 +274,7 @@ async fn serve_registered<B: Backend>(
         connection_id,
         tx,
         peer,
-        auth: vec![auth::AuthId::new("ip", peer.ip().to_string())],
+        auth: Arc::new([auth::AuthId::new("ip", peer.ip().to_string())]),
         sasl: None,
         pending: VecDeque::new(),
         permit: None,
@@ -377,8 +377,9 @@ struct Conn<B> {
     connection_id: u64,
     tx: Outbox,
     peer: SocketAddr,
-    /// The connection's authenticated ids; the first is always `ip:<address>`.
-    auth: Vec<auth::AuthId>,
+    /// The connection's authenticated ids; the first is always `ip:<address>`. Shared with
+    /// every write's command, so a write does not copy them.
+    auth: Arc<[auth::AuthId]>,
     /// Where this connection's SASL exchange stands.
     sasl: Option<sasl::Sasl>,
     /// Writes submitted and not yet known to be applied, oldest first.
@@ -550,12 +551,7 @@ impl<B: Backend> Conn<B> {
                 match auth::authenticate(&scheme, &data, &self.peer.ip().to_string(), super_digest)
                 {
                     Some(ids) => {
-                        for id in ids {
-                            if !self.auth.contains(&id) {
-                                self.auth.push(id);
-                            }
-                        }
-                        self.server.hub.set_auth(self.session_id, self.auth.clone());
+                        self.add_auth(ids);
                         self.send(self.header(xid, 0, ErrorCode::Ok));
                         true
                     }
@@ -726,16 +722,32 @@ impl<B: Backend> Conn<B> {
             }
             Some(sasl::Sasl::Challenged { nonce }) => {
                 let (user, rspauth) = sasl::verify(token, nonce, users).ok_or(())?;
+                let mut ids = Vec::new();
                 if self.server.config.sasl_super_user.as_deref() == Some(user.as_str()) {
-                    self.auth.push(auth::AuthId::new("super", ""));
+                    ids.push(auth::AuthId::new("super", ""));
                 }
-                self.auth.push(auth::AuthId::new("sasl", user));
-                self.server.hub.set_auth(self.session_id, self.auth.clone());
+                ids.push(auth::AuthId::new("sasl", user));
+                self.add_auth(ids);
                 self.sasl = Some(sasl::Sasl::Done);
                 Ok(Some(rspauth))
             }
             Some(sasl::Sasl::Done) => Err(()),
         }
+    }
+
+    /// Adds authenticated ids (each once) and tells the hub, which checks watch deliveries
+    /// against them.
+    fn add_auth(&mut self, ids: Vec<auth::AuthId>) {
+        let mut all = self.auth.to_vec();
+        for id in ids {
+            if !all.contains(&id) {
+                all.push(id);
+            }
+        }
+        self.auth = all.into();
+        self.server
+            .hub
+            .set_auth(self.session_id, Arc::clone(&self.auth));
     }
 
     /// Proposes a write; apply routes its reply. A failure is CONNECTIONLOSS and a close.

@@ -120,7 +120,7 @@ struct State {
     /// to the connection that sent the request, as in ZooKeeper.
     awaited: HashMap<(i64, u64), std::collections::HashSet<i32>>,
     /// Each connected session's authenticated ids, for the READ check on watch delivery.
-    auth: HashMap<i64, Vec<AuthId>>,
+    auth: HashMap<i64, Arc<[AuthId]>>,
     pending_sessions: HashMap<i32, oneshot::Sender<i64>>,
     watches: Watches,
 }
@@ -381,7 +381,7 @@ impl Hub {
     }
 
     /// Records a connected session's authenticated ids (after the handshake and each addauth).
-    pub fn set_auth(&self, session_id: i64, auth: Vec<AuthId>) {
+    pub fn set_auth(&self, session_id: i64, auth: Arc<[AuthId]>) {
         self.lock().auth.insert(session_id, auth);
     }
 
@@ -452,7 +452,7 @@ impl Hub {
             let mut frame = None;
             for session in st.watches.fire(&t.path, t.event) {
                 // ZooKeeper 3.9 delivers an event only to a watcher with READ on the node.
-                let auth = st.auth.get(&session).map_or(&[][..], Vec::as_slice);
+                let auth = st.auth.get(&session).map_or(&[][..], |a| &a[..]);
                 if check_acl(&t.acl, perms::READ, auth).is_err() {
                     continue;
                 }

@@ -218,7 +218,7 @@ fn commands(steps: &[Step]) -> Vec<Command> {
             time_ms: 1000 + zxid,
             session_id,
             xid: i as i32,
-            auth: Vec::new(),
+            auth: Default::default(),
             features: zk_datatree::Features::default(),
             op,
         });
