@@ -14,15 +14,20 @@
 //! rename: a crash at any point leaves one complete tree, the old or the new.
 //!
 //! Apply: [`StateStore::apply_batch`] runs the caller's closure against an overlay (an in-memory
-//! map of pending changes over the DB; rust-rocksdb has no `WriteBatchWithIndex`), then writes
-//! every change and the caller's meta in one `WriteBatch` without RocksDB's WAL: the Raft log
-//! is the durable copy of every command, and openraft re-applies the log after the store's
-//! `last_applied` (in the same atomic batch) at start-up. The column families are flushed
-//! together (atomic flush), so what a crash leaves on disk is exactly the store at some batch
-//! boundary. The log keeps everything after the last flush: it is purged only behind a
-//! snapshot, and a snapshot is a checkpoint, which flushes first.
+//! map of pending changes over the DB; rust-rocksdb has no `WriteBatchWithIndex`), then moves
+//! every change and the caller's meta into the write-behind set (`Behind`), which readers
+//! consult before the DB. The set is written to RocksDB in one `WriteBatch` without RocksDB's
+//! WAL once it holds [`BEHIND_CHANGES_MAX`] changes or [`BEHIND_BYTES_MAX`] bytes, before a
+//! checkpoint, and when the store is dropped: a node written many times in between costs one
+//! memtable insert, not one per write. The Raft log is the durable copy of every command, and
+//! openraft re-applies the log after the store's `last_applied` (written in the same atomic
+//! batch) at start-up. The column families are flushed together (atomic flush), so what a
+//! crash leaves on disk is exactly the store at some write-behind boundary. The log keeps
+//! everything after it: it is purged only behind a snapshot, and a snapshot is a checkpoint,
+//! which writes the set and flushes first.
 
 use std::cell::RefCell;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -78,8 +83,78 @@ pub struct StateStore {
     /// DB cannot interleave with another write and a checkpoint is at a batch boundary. It
     /// holds what apply read or wrote lately, which only apply reads.
     writer: Mutex<ReadCache>,
-    /// The node count as of the last written batch.
+    /// The node count as of the last applied batch.
     node_count: AtomicU64,
+    /// Applied changes not yet written to the DB. Lock order: `gate`, then `behind`, then
+    /// `db`.
+    behind: RwLock<Behind>,
+}
+
+/// The applied changes not yet written to RocksDB, as they are after the last applied batch.
+/// Every read of the store looks here before the DB, holding the lock across both.
+#[derive(Default)]
+struct Behind {
+    /// Node key → the node (`None`: removed).
+    nodes: BTreeMap<Vec<u8>, BehindNode>,
+    /// Ephemeral key → present.
+    ephemerals: BTreeMap<Vec<u8>, bool>,
+    /// Session id → the session (`None`: removed).
+    sessions: BTreeMap<i64, Option<Session>>,
+    meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Changes taken in since the last write (a key changed twice counts twice): bounds the
+    /// log a restart re-applies.
+    changes: usize,
+    /// About the bytes `nodes` holds (a replaced node is counted again).
+    bytes: usize,
+}
+
+/// A node of the write-behind set.
+struct BehindNode {
+    /// `None`: removed.
+    node: Option<Node>,
+    /// Whether the DB holds the key: a node created and removed again before the set is
+    /// written costs the DB nothing, not even a tombstone.
+    in_db: bool,
+}
+
+/// The most changes the write-behind set takes before it is written.
+const BEHIND_CHANGES_MAX: usize = 64 << 10;
+/// The most node bytes the write-behind set holds before it is written.
+const BEHIND_BYTES_MAX: usize = 16 << 20;
+
+impl Behind {
+    fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+            && self.ephemerals.is_empty()
+            && self.sessions.is_empty()
+            && self.meta.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.changes >= BEHIND_CHANGES_MAX || self.bytes >= BEHIND_BYTES_MAX
+    }
+
+    /// The keys of `cf_name` in `[start, end)` that the set adds (`true`) or removes.
+    fn key_changes(&self, cf_name: &str, start: &[u8], end: Option<&[u8]>) -> Vec<(Vec<u8>, bool)> {
+        let upper = match end {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        let range = (Bound::Included(start), upper);
+        match cf_name {
+            CF_NODES => self
+                .nodes
+                .range::<[u8], _>(range)
+                .map(|(k, n)| (k.clone(), n.node.is_some()))
+                .collect(),
+            CF_EPHEMERALS => self
+                .ephemerals
+                .range::<[u8], _>(range)
+                .map(|(k, p)| (k.clone(), *p))
+                .collect(),
+            _ => unreachable!("no key scans of {cf_name}"),
+        }
+    }
 }
 
 impl std::fmt::Debug for StateStore {
@@ -106,6 +181,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 fn generation_dir(root: &Path, generation: u64) -> PathBuf {
@@ -229,6 +308,7 @@ impl StateStore {
             gate: RwLock::new(()),
             writer: Mutex::default(),
             node_count: AtomicU64::new(0),
+            behind: RwLock::default(),
         };
         match store.get_meta(META_NODE_COUNT)? {
             Some(count) => store
@@ -273,6 +353,8 @@ impl StateStore {
         set_live_generation(&self.root, next)?;
         {
             let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+            // What was not written belongs to the tree being replaced.
+            *write_lock(&self.behind) = Behind::default();
             let mut live = self.db.write().unwrap_or_else(|e| e.into_inner());
             let previous = std::mem::replace(&mut *live, db);
             drop(live);
@@ -300,6 +382,7 @@ impl StateStore {
             gate: RwLock::new(()),
             writer: Mutex::default(),
             node_count: AtomicU64::new(count),
+            behind: RwLock::default(),
         })
     }
 
@@ -350,13 +433,72 @@ impl StateStore {
         // with an empty cache.
         let mut overlay = Overlay::new(self, std::mem::take(&mut *writer));
         let r = f(&mut overlay);
-        let (batch, node_count, cache) = overlay.into_batch(meta);
-        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        read_lock(&self.db).write_opt(batch, &unlogged())?;
-        *writer = cache;
-        self.node_count.store(node_count, Ordering::Relaxed);
-        after(&r);
+        let full = {
+            let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+            let mut behind = write_lock(&self.behind);
+            let (node_count, cache) = overlay.into_behind(meta, &mut behind);
+            let full = behind.is_full();
+            drop(behind);
+            *writer = cache;
+            self.node_count.store(node_count, Ordering::Relaxed);
+            after(&r);
+            full
+        };
+        if full {
+            self.write_behind()?;
+        }
         Ok(r)
+    }
+
+    /// Writes the write-behind set to the DB in one batch and empties it. The caller holds
+    /// the writer lock, so that nothing joins the set meanwhile; readers go on reading it
+    /// until the DB holds the same.
+    fn write_behind(&self) -> Result<(), StorageError> {
+        {
+            let behind = read_lock(&self.behind);
+            if behind.is_empty() {
+                return Ok(());
+            }
+            let db = read_lock(&self.db);
+            let db = &*db;
+            let mut batch = WriteBatch::default();
+            let nodes = cf(db, CF_NODES);
+            let mut value = Vec::new();
+            // In key order, as the maps hold them: the memtable's skip list starts each insert
+            // from where the previous one went in.
+            for (key, node) in &behind.nodes {
+                match &node.node {
+                    Some(n) => {
+                        encode_node_into(n, &mut value);
+                        batch.put_cf(nodes, key, &value);
+                    }
+                    None if node.in_db => batch.delete_cf(nodes, key),
+                    None => {}
+                }
+            }
+            let cf_ephemerals = cf(db, CF_EPHEMERALS);
+            for (key, present) in &behind.ephemerals {
+                if *present {
+                    batch.put_cf(cf_ephemerals, key, []);
+                } else {
+                    batch.delete_cf(cf_ephemerals, key);
+                }
+            }
+            let cf_sessions = cf(db, CF_SESSIONS);
+            for (id, session) in &behind.sessions {
+                match session {
+                    Some(s) => batch.put_cf(cf_sessions, session_key(*id), encode_session(s)),
+                    None => batch.delete_cf(cf_sessions, session_key(*id)),
+                }
+            }
+            let cf_meta = cf(db, CF_META);
+            for (key, value) in &behind.meta {
+                batch.put_cf(cf_meta, key, value);
+            }
+            db.write_opt(batch, &unlogged())?;
+        }
+        *write_lock(&self.behind) = Behind::default();
+        Ok(())
     }
 
     /// Takes the apply gate for reading: while the guard lives no batch is written and no
@@ -372,6 +514,10 @@ impl StateStore {
     }
 
     fn node_by_key(&self, key: &[u8]) -> Result<Option<Node>, StorageError> {
+        let behind = read_lock(&self.behind);
+        if let Some(node) = behind.nodes.get(key) {
+            return Ok(node.node.clone());
+        }
         let db = read_lock(&self.db);
         match db.get_cf(cf(&db, CF_NODES), key)? {
             None => Ok(None),
@@ -403,7 +549,7 @@ impl StateStore {
     }
 
     /// Calls `each` with every key of `cf_name` in `[start, end)` (unbounded above for `None`),
-    /// in order.
+    /// in order: the DB's keys merged with the write-behind set's additions and removals.
     fn scan(
         &self,
         cf_name: &str,
@@ -411,6 +557,9 @@ impl StateStore {
         end: Option<Vec<u8>>,
         mut each: impl FnMut(&[u8]) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
+        let behind = read_lock(&self.behind);
+        let changes = behind.key_changes(cf_name, start, end.as_deref());
+        let mut changes = changes.into_iter().peekable();
         let mut opts = ReadOptions::default();
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end);
@@ -423,13 +572,39 @@ impl StateStore {
         );
         for item in iter {
             let (key, _) = item?;
-            each(&key)?;
+            // The set's keys below this one, then this one as the set has it (if it does).
+            let mut shadowed = false;
+            while let Some((changed, present)) = changes.peek() {
+                match changed.as_slice().cmp(&key) {
+                    std::cmp::Ordering::Greater => break,
+                    order => {
+                        shadowed = order == std::cmp::Ordering::Equal;
+                        if *present {
+                            each(changed)?;
+                        }
+                        changes.next();
+                    }
+                }
+            }
+            if !shadowed {
+                each(&key)?;
+            }
         }
+        for (changed, present) in changes {
+            if present {
+                each(&changed)?;
+            }
+        }
+        drop(behind);
         Ok(())
     }
 
     /// Returns the session `session_id`.
     pub fn session(&self, session_id: i64) -> Result<Option<Session>, StorageError> {
+        let behind = read_lock(&self.behind);
+        if let Some(session) = behind.sessions.get(&session_id) {
+            return Ok(*session);
+        }
         let db = read_lock(&self.db);
         match db.get_cf(cf(&db, CF_SESSIONS), session_key(session_id))? {
             None => Ok(None),
@@ -439,17 +614,30 @@ impl StateStore {
 
     /// Returns every session, by id (ordered by the id's big-endian bytes).
     pub fn sessions(&self) -> Result<Vec<(i64, Session)>, StorageError> {
-        let mut out = Vec::new();
+        let behind = read_lock(&self.behind);
+        let mut all = BTreeMap::new();
         let db = read_lock(&self.db);
         for item in db.iterator_cf(cf(&db, CF_SESSIONS), IteratorMode::Start) {
             let (key, value) = item?;
-            out.push((decode_session_key(&key)?, decode_session(&value)?));
+            all.insert(key.to_vec(), decode_session(&value)?);
         }
-        Ok(out)
+        for (id, session) in &behind.sessions {
+            match session {
+                Some(s) => all.insert(session_key(*id).to_vec(), *s),
+                None => all.remove(session_key(*id).as_slice()),
+            };
+        }
+        all.into_iter()
+            .map(|(key, session)| Ok((decode_session_key(&key)?, session)))
+            .collect()
     }
 
     /// Reads a meta value written by an apply batch.
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let behind = read_lock(&self.behind);
+        if let Some(value) = behind.meta.get(key) {
+            return Ok(Some(value.clone()));
+        }
         let db = read_lock(&self.db);
         Ok(db.get_cf(cf(&db, CF_META), key)?)
     }
@@ -476,12 +664,28 @@ impl StateStore {
             )));
         }
         let _writer = lock(&self.writer);
+        self.write_behind()?;
         let meta = meta_keys
             .iter()
             .map(|key| self.get_meta(key))
             .collect::<Result<Vec<_>, _>>()?;
         Checkpoint::new(&read_lock(&self.db))?.create_checkpoint(dir)?;
         Ok(meta)
+    }
+
+    /// Writes what apply left in memory (the write-behind set) to the DB. Not needed for
+    /// durability (the Raft log has it); it makes a clean stop leave nothing to re-apply.
+    pub fn write_pending(&self) -> Result<(), StorageError> {
+        let _writer = lock(&self.writer);
+        self.write_behind()
+    }
+}
+
+impl Drop for StateStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.write_pending() {
+            tracing::warn!(error = %e, "state store: writing the applied changes on close failed");
+        }
     }
 }
 
@@ -511,8 +715,9 @@ struct Overlay<'s> {
     store: &'s StateStore,
     /// What apply read from the DB or wrote, in this batch and the ones before it.
     cache: RefCell<ReadCache>,
-    /// The keys of the nodes this batch changed (each once; dirty in `cache`).
-    dirty: Vec<Vec<u8>>,
+    /// The keys of the nodes this batch changed (each once; dirty in `cache`), with whether
+    /// the node existed before the batch.
+    dirty: Vec<(Vec<u8>, bool)>,
     /// Ephemeral key → present after the batch.
     ephemerals: BTreeMap<Vec<u8>, bool>,
     /// Session id → the session after the batch (`None`: removed).
@@ -629,16 +834,16 @@ impl<'s> Overlay<'s> {
         let old = std::mem::replace(&mut cached.node, node);
         if !cached.dirty {
             cached.dirty = true;
-            self.dirty.push(key.clone());
+            self.dirty.push((key.clone(), old.is_some()));
         }
         cache.node_bytes = (cache.node_bytes + size).saturating_sub(old_size);
         old
     }
 
-    /// Returns the batch holding every change plus `meta`, the node count after it, and the
-    /// read cache with the batch's changes in it (for the next batch, once this one is
-    /// written).
-    fn into_batch(self, meta: &[(&[u8], &[u8])]) -> (WriteBatch, u64, ReadCache) {
+    /// Moves every change of the batch plus `meta` into the write-behind set; returns the
+    /// node count after the batch and the read cache with the batch's changes in it (for the
+    /// next batch).
+    fn into_behind(self, meta: &[(&[u8], &[u8])], behind: &mut Behind) -> (u64, ReadCache) {
         let Overlay {
             store,
             cache,
@@ -649,52 +854,49 @@ impl<'s> Overlay<'s> {
             key: _,
         } = self;
         let mut cache = cache.into_inner();
-        let db = read_lock(&store.db);
-        let db = &*db;
-        let mut batch = WriteBatch::default();
-        let nodes = cf(db, CF_NODES);
-        let mut value = Vec::new();
-        for key in &dirty {
+        behind.changes += dirty.len() + ephemerals.len() + sessions.len();
+        for (key, existed) in dirty {
             let Some(cached) = cache.nodes.get_mut(key.as_slice()) else {
                 unreachable!("a dirty node stays cached until its batch is written")
             };
             cached.dirty = false;
-            match &cached.node {
-                Some(node) => {
-                    encode_node_into(node, &mut value);
-                    batch.put_cf(nodes, key, &value);
+            behind.bytes += cached_size(key.len(), &cached.node);
+            let node = cached.node.clone();
+            match behind.nodes.entry(key) {
+                Entry::Occupied(mut e) => e.get_mut().node = node,
+                // Not in the set: the DB holds what the batch found there.
+                Entry::Vacant(e) => {
+                    e.insert(BehindNode {
+                        node,
+                        in_db: existed,
+                    });
                 }
-                None => batch.delete_cf(nodes, key),
             }
         }
-        let cf_ephemerals = cf(db, CF_EPHEMERALS);
-        for (key, present) in &ephemerals {
-            if *present {
-                batch.put_cf(cf_ephemerals, key, []);
-            } else {
-                batch.delete_cf(cf_ephemerals, key);
-            }
-        }
-        let cf_sessions = cf(db, CF_SESSIONS);
-        for (id, session) in &sessions {
-            match session {
-                Some(s) => batch.put_cf(cf_sessions, session_key(*id), encode_session(s)),
-                None => batch.delete_cf(cf_sessions, session_key(*id)),
-            }
-        }
-        let cf_meta = cf(db, CF_META);
-        let count = store.node_count().saturating_add_signed(node_delta);
-        if node_delta != 0 {
-            batch.put_cf(cf_meta, META_NODE_COUNT, count.to_be_bytes());
-        }
-        for (key, value) in meta {
-            batch.put_cf(cf_meta, key, value);
-        }
+        behind.ephemerals.extend(ephemerals);
         for (id, session) in sessions {
+            behind.sessions.insert(id, session);
             cache.insert_session(id, session);
         }
+        let count = store.node_count().saturating_add_signed(node_delta);
+        if node_delta != 0 {
+            behind
+                .meta
+                .insert(META_NODE_COUNT.to_vec(), count.to_be_bytes().to_vec());
+        }
+        for (key, value) in meta {
+            match behind.meta.get_mut(*key) {
+                Some(old) => {
+                    old.clear();
+                    old.extend_from_slice(value);
+                }
+                None => {
+                    behind.meta.insert(key.to_vec(), value.to_vec());
+                }
+            }
+        }
         cache.trim();
-        (batch, count, cache)
+        (count, cache)
     }
 
     /// Returns the keys in `[start, end)` (unbounded above for `None`) after the batch: the DB's
@@ -778,6 +980,7 @@ impl TreeStore for Overlay<'_> {
         let pending = self
             .dirty
             .iter()
+            .map(|(key, _)| key)
             .filter(|key| key.as_slice() >= start.as_slice() && key.as_slice() < end.as_slice())
             .map(|key| {
                 let present = cache

@@ -309,7 +309,10 @@ fn same_store(model: &MemStore, store: &StateStore, sessions: &[i64]) {
     assert_eq!(stored, sessions);
 }
 
-fn run_case(steps: &[Step], batch_sizes: &[usize]) {
+/// Applies `steps` in batches of `batch_sizes` (cycled), comparing every read with the model;
+/// after a batch, the store writes what apply left in memory when `writes` (cycled) says so,
+/// so that the reads merge the DB with changes not yet written in every proportion.
+fn run_case(steps: &[Step], batch_sizes: &[usize], writes: &[bool]) {
     let cmds = commands(steps);
     let sessions = session_ids(&cmds);
     let dir = tempfile::tempdir().unwrap();
@@ -320,6 +323,7 @@ fn run_case(steps: &[Step], batch_sizes: &[usize]) {
 
     let mut next = 0;
     let mut sizes = batch_sizes.iter().cycle();
+    let mut writes = writes.iter().cycle();
     while next < cmds.len() {
         let n = (*sizes.next().unwrap()).min(cmds.len() - next);
         let batch = &cmds[next..next + n];
@@ -352,6 +356,10 @@ fn run_case(steps: &[Step], batch_sizes: &[usize]) {
             Some(last.to_vec())
         );
         same_store(&model, &store, &sessions);
+        if *writes.next().unwrap() {
+            store.write_pending().unwrap();
+            same_store(&model, &store, &sessions);
+        }
         next += n;
     }
 
@@ -367,8 +375,9 @@ proptest! {
     fn state_store_agrees_with_memstore(
         steps in prop::collection::vec(step(), 1..50),
         batch_sizes in prop::collection::vec(1..=5usize, 1..8),
+        writes in prop::collection::vec(any::<bool>(), 1..6),
     ) {
-        run_case(&steps, &batch_sizes);
+        run_case(&steps, &batch_sizes, &writes);
     }
 }
 
