@@ -118,9 +118,9 @@ struct BehindNode {
 }
 
 /// The most changes the write-behind set takes before it is written.
-const BEHIND_CHANGES_MAX: usize = 64 << 10;
+const BEHIND_CHANGES_MAX: usize = 32 << 10;
 /// The most node bytes the write-behind set holds before it is written.
-const BEHIND_BYTES_MAX: usize = 16 << 20;
+const BEHIND_BYTES_MAX: usize = 8 << 20;
 
 impl Behind {
     fn is_empty(&self) -> bool {
