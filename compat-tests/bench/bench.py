@@ -241,7 +241,17 @@ class Server:
         return self.pid
 
     def launch_time_ns(self):
-        s = (self.dir / "launch.time").read_text().strip()
+        # Written by the launching subshell, which may not have run yet when the start script
+        # returns without waiting (a busy machine right after a kill -9): wait for it, bounded.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s = (self.dir / "launch.time").read_text().strip()
+            except FileNotFoundError:
+                s = ""
+            if s or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         sec, _, frac = s.replace(",", ".").partition(".")
         return int(sec) * 10**9 + int((frac + "000000000")[:9])
 
@@ -464,6 +474,8 @@ def run_bigtree(args, srv, rep, raw):
         last = d["last_node"]
         # kill -9, restart on the same data, time until a getData is served
         srv.kill9()
+        # The first start's launch time must not be read for this one.
+        (srv.dir / "launch.time").unlink(missing_ok=True)
         srv.start(restart=True, nowait=True)
         since = srv.launch_time_ns()
         p = run(gen_cmd(args) + ["probe", "-server", "127.0.0.1:%d" % srv.port, "-path", last,
