@@ -77,7 +77,7 @@ pub struct StateStore {
     root: PathBuf,
     /// The live generation's number.
     generation: AtomicU64,
-    /// Held for writing around the RocksDB write of a batch and its `after` callback.
+    /// Held for writing while a batch joins the write-behind set and its `after` callback runs.
     gate: RwLock<()>,
     /// Serializes writers (apply batches and checkpoints), so that the overlay's reads of the
     /// DB cannot interleave with another write and a checkpoint is at a batch boundary. It
@@ -406,9 +406,9 @@ impl StateStore {
     }
 
     /// Applies one batch: runs `f` against an overlay of the store (its reads see the batch's
-    /// own earlier writes), then writes all of the batch's changes and the `meta` pairs in one
-    /// RocksDB `WriteBatch` (no WAL: see the module's doc), then calls `after(&r)` while
-    /// holding the apply gate exclusively, so that a reader holding [`StateStore::read_gate`]
+    /// own earlier writes), then moves all of the batch's changes and the `meta` pairs into the
+    /// write-behind set (written to RocksDB when full: see the module's doc) and calls
+    /// `after(&r)`, both while holding the apply gate exclusively, so that a reader holding [`StateStore::read_gate`]
     /// sees either none of the batch or all of it together with everything `after` delivered.
     ///
     /// Batches are serialized. If a read of the DB fails inside `f`, the overlay panics (see
@@ -728,11 +728,11 @@ struct Overlay<'s> {
     key: RefCell<Vec<u8>>,
 }
 
-/// The nodes and sessions apply read or wrote lately, as they are in the DB once the running
-/// batch is written: a command reads the same nodes several times (the node, then again to
+/// The nodes and sessions apply read or wrote lately, as they are in the store (the DB under
+/// the write-behind set) once the running batch is taken in: a command reads the same nodes several times (the node, then again to
 /// replace it; `/zookeeper/quota` for the quota checks) and its session, the commands of a
 /// batch share many, and a busy node is written again and again. Apply is the only writer, so
-/// what it wrote is what the DB holds. Bounded: between batches it starts over past
+/// what it wrote is what the store holds. Bounded: between batches it starts over past
 /// [`READ_CACHE_MAX`] entries of a kind or [`READ_CACHE_BYTES`] of node data (a batch may take
 /// it past them until it is written).
 #[derive(Default)]
