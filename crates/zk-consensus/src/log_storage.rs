@@ -281,16 +281,18 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
             .map(|e| Ok((e.log_id.index, encode_entry(e)?)))
             .collect::<io::Result<Vec<_>>>()?;
         let log = self.log.clone();
-        let tail = self.tail.clone();
         let committed = self.pending_committed().take();
         let written = blocking(move || {
             let meta = committed.as_deref().map(|c| (META_COMMITTED, c));
             log.append_with_meta(&encoded, meta.as_slice())?;
-            locked(&tail).appended(&entries);
-            Ok(())
+            Ok(encoded)
         });
         match written.await {
-            Ok(()) => {
+            Ok(encoded) => {
+                // On this task, not the blocking pool: the commands the tail lets go of are
+                // freed on the thread that allocated them.
+                drop(encoded);
+                self.tail().appended(&entries);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
