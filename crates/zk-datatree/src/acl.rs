@@ -2,6 +2,7 @@
 //! and the built-in schemes' `isValid` / `matches` (world, auth, digest, ip).
 
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 use zk_protocol::ErrorCode;
 use zk_protocol::jute::data::{ACL, Id};
@@ -121,7 +122,24 @@ pub fn check(acl: &[ACL], perm: i32, auth: &[AuthId]) -> Result<(), ErrorCode> {
 /// `PrepRequestProcessor.fixupACL`: the ACL a create or setACL stores. Duplicates go, `auth`
 /// becomes every authenticated id of the connection (ip does not count), unknown schemes and
 /// malformed ids are INVALIDACL, and so is an empty list.
-pub fn fixup(acl: Option<&[ACL]>, auth: &[AuthId]) -> Result<Vec<ACL>, ErrorCode> {
+///
+/// The ACL most clients send, `world:anyone` with every permission (`OPEN_ACL_UNSAFE`), is one
+/// list shared by every node that has it, so a create allocates nothing for its ACL.
+pub fn fixup(acl: Option<&[ACL]>, auth: &[AuthId]) -> Result<Arc<[ACL]>, ErrorCode> {
+    static OPEN: LazyLock<Arc<[ACL]>> = LazyLock::new(|| {
+        Arc::new([ACL {
+            perms: zk_protocol::perms::ALL,
+            id: Id {
+                scheme: Some("world".into()),
+                id: Some("anyone".into()),
+            },
+        }])
+    });
+    if let Some([only]) = acl
+        && only == &OPEN[0]
+    {
+        return Ok(Arc::clone(&OPEN));
+    }
     let mut unique: Vec<ACL> = Vec::new();
     for a in acl.unwrap_or_default() {
         if !unique.contains(a) {
@@ -167,7 +185,7 @@ pub fn fixup(acl: Option<&[ACL]>, auth: &[AuthId]) -> Result<Vec<ACL>, ErrorCode
             out.push(a);
         }
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// getACL without ADMIN permission: digest ids lose their hash (`user:x`), as ZooKeeper masks
@@ -239,8 +257,8 @@ mod tests {
         let dup = [acl(31, "world", "anyone"), acl(31, "world", "anyone")];
         assert_eq!(fixup(Some(&dup), &alice).unwrap().len(), 1);
         assert_eq!(
-            fixup(Some(&[acl(5, "auth", "")]), &alice).unwrap(),
-            vec![acl(5, "digest", "alice:h")]
+            fixup(Some(&[acl(5, "auth", "")]), &alice).unwrap()[..],
+            [acl(5, "digest", "alice:h")]
         );
         assert_eq!(
             fixup(Some(&[acl(5, "auth", "")]), &alice[..1]),
@@ -261,6 +279,15 @@ mod tests {
             );
         }
         assert!(fixup(Some(&[acl(1, "ip", "::1/128")]), &alice).is_ok());
+        // The open ACL is shared; the same entry with other permissions is a list of its own.
+        let open = [acl(31, "world", "anyone")];
+        let (a, b) = (fixup(Some(&open), &[]), fixup(Some(&open), &alice));
+        assert!(Arc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap()));
+        assert_eq!(a.unwrap()[..], open);
+        assert_eq!(
+            fixup(Some(&[acl(1, "world", "anyone")]), &[]).unwrap()[..],
+            [acl(1, "world", "anyone")]
+        );
         assert_eq!(
             mask_digests(&[acl(1, "digest", "bob:hash")]),
             vec![acl(1, "digest", "bob:x")]

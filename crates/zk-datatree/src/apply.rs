@@ -265,7 +265,7 @@ fn create<S: TreeStore + ?Sized>(
         pzxid: ctx.zxid,
         ephemeral_owner,
         data: req.data.clone(),
-        acl: acl.into(),
+        acl,
         ..Node::default()
     };
     let stat = node.stat();
@@ -368,7 +368,7 @@ fn set_acl<S: TreeStore + ?Sized>(
     let mut node = store.node(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::ADMIN, ctx.auth)?;
     node.aversion = check_version(node.aversion, req.version)?;
-    node.acl = acl.into();
+    node.acl = acl;
     let stat = node.stat();
     store.put_node(path, node);
     Ok(stat)

@@ -88,6 +88,9 @@ pub struct StateStore {
     /// Applied changes not yet written to the DB. Lock order: `gate`, then `behind`, then
     /// `db`.
     behind: RwLock<Behind>,
+    /// The options of every node read, made once: the crate's `get_cf` makes and frees a
+    /// C++ `ReadOptions` per call (a create's check that its path is free is one such read).
+    point_reads: ReadOptions,
 }
 
 /// The applied changes not yet written to RocksDB, as they are after the last applied batch.
@@ -309,6 +312,7 @@ impl StateStore {
             writer: Mutex::default(),
             node_count: AtomicU64::new(0),
             behind: RwLock::default(),
+            point_reads: ReadOptions::default(),
         };
         match store.get_meta(META_NODE_COUNT)? {
             Some(count) => store
@@ -383,6 +387,7 @@ impl StateStore {
             writer: Mutex::default(),
             node_count: AtomicU64::new(count),
             behind: RwLock::default(),
+            point_reads: ReadOptions::default(),
         })
     }
 
@@ -519,9 +524,9 @@ impl StateStore {
             return Ok(node.node.clone());
         }
         let db = read_lock(&self.db);
-        match db.get_cf(cf(&db, CF_NODES), key)? {
+        match db.get_pinned_cf_opt(cf(&db, CF_NODES), key, &self.point_reads)? {
             None => Ok(None),
-            Some(value) => decode_node(Bytes::from(value)).map(Some),
+            Some(value) => decode_node(Bytes::copy_from_slice(&value)).map(Some),
         }
     }
 
