@@ -793,3 +793,56 @@ async fn reconfig_adds_a_server_and_removes_one() {
     let (h, _) = c.call(&create("/last", 0)).await;
     assert_eq!(h.err, 0);
 }
+
+/// Sessions asked for at the same moment on every server each get an id of their own, made
+/// by the server they connected to, and can write through it. (Every server applies every
+/// CreateSession and counts the tokens that match one to its waiting connection from 1:
+/// matched by token alone, a connection was handed the session another server had created
+/// with the same token, and the two clients' writes then closed each other's connections as
+/// a moved session's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_created_at_once_on_every_server_are_distinct() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = ensemble(dir.path());
+    for s in &mut servers {
+        s.start();
+    }
+    for s in &servers {
+        wait_ready(s.client).await;
+    }
+    leader(&servers).await;
+    for s in &servers {
+        synced_client(s.client).await;
+    }
+    const PER_SERVER: usize = 8;
+    let mut tasks = Vec::new();
+    for s in &servers {
+        for i in 0..PER_SERVER {
+            let (addr, id) = (s.client, s.id);
+            tasks.push(tokio::spawn(async move {
+                let mut c = reconnect(&[addr]).await;
+                let (h, _) = c.call(&create(&format!("/s{id}-{i}"), 0)).await;
+                (id, c.session_id, h.err, c)
+            }));
+        }
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut clients = Vec::new();
+    for t in tasks {
+        let (server, session, err, c) = t.await.unwrap();
+        assert_eq!(err, 0, "a create through session 0x{session:x} on server {server}");
+        assert_eq!(
+            (session >> 56) as u64,
+            server,
+            "session 0x{session:x} on server {server} was made by another server"
+        );
+        assert!(ids.insert(session), "session 0x{session:x} handed out twice");
+        clients.push(c);
+    }
+    // Every connection is still open: none was closed as a moved session's.
+    for c in &mut clients {
+        let (h, _) = c.call(&sync()).await;
+        assert_eq!(h.err, 0, "sync on session 0x{:x}", c.session_id);
+    }
+}

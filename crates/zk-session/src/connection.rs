@@ -181,7 +181,7 @@ async fn serve_registered<B: Backend>(
     let writer = tokio::spawn(write_loop(wr, rx, Arc::clone(server)));
 
     let session_id = if request.session_id == 0 {
-        let (token, created) = server.hub.expect_session();
+        let (token, created) = server.hub.expect_session(server.config.server_id);
         let op = Op::CreateSession {
             timeout_ms: timeout,
             server_id: server.config.server_id,

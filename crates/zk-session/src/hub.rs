@@ -121,7 +121,10 @@ struct State {
     awaited: HashMap<(i64, u64), std::collections::HashSet<i32>>,
     /// Each connected session's authenticated ids, for the READ check on watch delivery.
     auth: HashMap<i64, Arc<[AuthId]>>,
-    pending_sessions: HashMap<i32, oneshot::Sender<i64>>,
+    /// Connections waiting for the session they asked for: token → (this server's id, where
+    /// the id goes). Every server applies every CreateSession and hands out tokens from 1, so
+    /// a token is this server's only together with the server id in the command.
+    pending_sessions: HashMap<i32, (u8, oneshot::Sender<i64>)>,
     watches: Watches,
 }
 
@@ -294,12 +297,13 @@ impl Hub {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers a connection that waits for a new session; returns the token to put in the
-    /// CreateSession command's xid, and where the session id will arrive.
-    pub fn expect_session(&self) -> (i32, oneshot::Receiver<i64>) {
+    /// Registers a connection that waits for a new session created by this server
+    /// (`server_id`, the id its CreateSession command carries); returns the token to put in
+    /// the command's xid, and where the session id will arrive.
+    pub fn expect_session(&self, server_id: u8) -> (i32, oneshot::Receiver<i64>) {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.lock().pending_sessions.insert(token, tx);
+        self.lock().pending_sessions.insert(token, (server_id, tx));
         (token, rx)
     }
 
@@ -465,8 +469,14 @@ impl Hub {
             }
         }
         match (&cmd.op, &applied.outcome) {
-            (Op::CreateSession { .. }, Outcome::SessionCreated { session_id }) => {
-                if let Some(tx) = st.pending_sessions.remove(&cmd.xid) {
+            (Op::CreateSession { server_id, .. }, Outcome::SessionCreated { session_id }) => {
+                // Another server's session with the same token is not this connection's.
+                if st
+                    .pending_sessions
+                    .get(&cmd.xid)
+                    .is_some_and(|(mine, _)| mine == server_id)
+                    && let Some((_, tx)) = st.pending_sessions.remove(&cmd.xid)
+                {
                     let _ = tx.send(*session_id);
                 }
             }
@@ -523,6 +533,35 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session_created(server_id: u8, token: i32, session_id: i64) -> (Command, Applied) {
+        let op = Op::CreateSession {
+            timeout_ms: 10_000,
+            server_id,
+        };
+        let applied = Applied {
+            outcome: Outcome::SessionCreated { session_id },
+            triggers: Vec::new(),
+        };
+        (Command::internal(0, token, op), applied)
+    }
+
+    #[test]
+    fn a_session_created_by_another_server_is_not_handed_to_a_pending_connection() {
+        let hub = Hub::default();
+        let (token, mut created) = hub.expect_session(1);
+        // Server 2 applies its own CreateSession with the same token first (every server
+        // counts tokens from 1): that id belongs to server 2's client.
+        let (cmd, applied) = session_created(2, token, 0x0200_0000_0000_0011);
+        hub.on_applied(0x11, &cmd, &applied);
+        assert!(
+            created.try_recv().is_err(),
+            "another server's session id was handed out"
+        );
+        let (cmd, applied) = session_created(1, token, 0x0100_0000_0000_0012);
+        hub.on_applied(0x12, &cmd, &applied);
+        assert_eq!(created.try_recv(), Ok(0x0100_0000_0000_0012));
+    }
 
     #[test]
     fn a_connection_over_its_byte_budget_is_closed() {
