@@ -22,6 +22,12 @@ Figures (details in compat-tests/bench/README.md, "Ensemble failures"):
              Apache: its new snapshot file) and how it synced (snapshot / SNAP
              or not) from the servers' logs
 
+  writes     write throughput of the ensemble: `loadgen run` with 32 sessions
+             x 64 outstanding spread evenly over the three servers (setData,
+             then create+delete), the three servers pinned to CPU 0 and the
+             generator to CPU 1 as in bench.py's single-server runs; ops/s,
+             p50/p99 and the CPU time of all three servers per op
+
 Every sample is checked (same session id, the ephemeral of the session still
 owned by it, the follower's tree complete, ...). A sample that fails a check
 is reported as failed, never as a number; the exit status is then 1.
@@ -91,7 +97,8 @@ from fourlw import four_letter  # noqa: E402
 
 TITLES = {"apache": "Apache ZooKeeper %s" % ZK_VERSION, "ferrokeeper": "ferrokeeper"}
 PORT_OFFSET = {"apache": 0, "ferrokeeper": 100}  # client base+off+N, quorum +10, election +20
-SCENARIOS = ["election", "reconnect", "snapshot"]
+SCENARIOS = ["election", "reconnect", "snapshot", "writes"]
+WRITE_MIXES = [("set", "setData", "set=1"), ("createdelete", "create + delete (sequential)", "createdelete=1")]
 BASE = "/ensemble-bench"
 ALL_PROCS = []  # every Member, for cleanup
 
@@ -922,6 +929,61 @@ def run_snapshot(ens, args, raw, loadgen, res):
     return res
 
 
+# ------------------------------------------------------------ write throughput
+
+def pin(pids, cpus):
+    """Moves every thread of each process onto `cpus` (taskset -a): threads started later
+    inherit it."""
+    for pid in pids:
+        benchlib.run(["taskset", "-a", "-cp", cpus, pid], timeout=30)
+
+
+def run_writes(ens, args, raw, loadgen, rep, res):
+    """One repetition of each write mix on the running ensemble; fills res[mix name]."""
+    state = ens.wait_serving()
+    leader = ens.leader(state)
+    members = [ens.m(n) for n in (1, 2, 3)]
+    servers = ",".join("127.0.0.1:%d" % m.client_port for m in members)
+    pids = [m.proc.pid for m in members]
+    res.update({"rep": rep, "leader": leader})
+    pin(pids, args.server_cpu)
+    try:
+        for name, _, mix in WRITE_MIXES:
+            out = raw / ("writes-%s-%s-rep%d.json" % (ens.kind, name, rep))
+            L = ens.m(leader)
+            cmd = ["taskset", "-c", args.gen_cpu, loadgen, "run", "-servers", servers, "-pin-sessions",
+                   "-sessions", 32, "-outstanding", 64, "-mix", mix, "-value-size", 100,
+                   "-duration", "%ss" % args.write_duration, "-warmup", "%ss" % args.write_warmup,
+                   "-prefix", "%s/writes-%s-%d" % (BASE, name, rep),
+                   "-server-pid", L.proc.pid,
+                   "-more-server-pids", ",".join(str(m.proc.pid) for m in members if m.n != leader),
+                   "-label", "ensemble %s %s rep %d" % (ens.kind, name, rep), "-out", out]
+            p = benchlib.run(cmd, timeout=args.write_duration + args.write_warmup + 600, check=False)
+            if not out.exists():
+                raise SampleFailed("loadgen run (%s) failed (exit %d): %s" % (name, p.returncode, p.stderr[-2000:]))
+            r = json.loads(out.read_text())
+            checks, cpu, tot = r["checks"], r["cpu"], r["total"]
+            x = {"ops_per_s": tot["ops_per_s"], "p50_ms": tot["latency"]["p50_us"] / 1000,
+                 "p99_ms": tot["latency"]["p99_us"] / 1000, "errors": tot["errors_window"],
+                 "servers_cpu_us_per_op": cpu.get("server_cpu_us_per_op"),
+                 "servers_util": cpu.get("server_util"), "generator_util": cpu["generator_util"],
+                 "generator_bottleneck": cpu["generator_bottleneck"], "leader_rss_kb": cpu.get("server_vmrss_kb")}
+            res[name] = x
+            log("  %s writes rep %d %s: %.0f ops/s, p99 %.1f ms, %.1f us CPU/op (3 servers)" % (
+                ens.kind, rep, name, x["ops_per_s"], x["p99_ms"], x["servers_cpu_us_per_op"] or -1))
+            if not checks["ok"] or tot["errors_window"]:
+                raise SampleFailed("loadgen's checks failed (%s): %s; errors %s" % (
+                    name, checks.get("failures"), r.get("errors")))
+            if cpu.get("server_cpu_note"):
+                raise SampleFailed("server CPU not measured (%s): %s" % (name, cpu["server_cpu_note"]))
+            if ens.wait_serving() != state:
+                raise SampleFailed("the ensemble changed leader during the %s run" % name)
+        res["checks"] = ["loadgen's own checks (every request answered, versions and create/delete counts add up)",
+                         "no error in the window", "the same leader before and after"]
+    finally:
+        pin(pids, "0-%d" % (os.cpu_count() - 1))
+
+
 # ------------------------------------------------------------ report
 
 def stat(values):
@@ -945,6 +1007,11 @@ def summarize(results):
             if r.get("reconnect_" + role):
                 d["reconnect_%s_request_s" % role] = stat([x["request_s"] for x in rc])
                 d["reconnect_%s_connected_s" % role] = stat([x["connected_s"] for x in rc])
+        wr = [x for x in r.get("writes", []) if "failed" not in x]
+        for name, _, _ in WRITE_MIXES:
+            for key in ("ops_per_s", "p99_ms", "servers_cpu_us_per_op"):
+                if r.get("writes"):
+                    d["writes_%s_%s" % (name, key)] = stat([x.get(name, {}).get(key) for x in wr])
         sn = r.get("snapshot")
         if sn and "failed" not in sn:
             d["snapshot"] = {k: sn.get(k) for k in ("serve_s", "follower_srvr_s", "znodes_per_s", "mib", "mib_per_s",
@@ -992,7 +1059,7 @@ def write_report(path, meta, results, summary, kinds):
     w("* Apache ZooKeeper %s (Maven Central jars), %s, JVM options `%s`" % (
         ZK_VERSION, meta["java"], meta["settings"]["zk_jvm_opts"]))
     w("* Machine: %s, nproc %s, %s GiB, Linux %s; data on %s. Load average at start %s, at end %s; "
-      "per phase in report.json. Nothing pinned." % (
+      "per phase in report.json. Nothing pinned, except in the write runs." % (
           m["cpu_model"], m["nproc"], m["memory_gib"], m["kernel"], m["data_disk"],
           " ".join(m["loadavg_at_start"]), " ".join(m.get("loadavg_at_end", ["?"]))))
     w("* Each ensemble: 3 servers on 127.0.0.1, one zoo.cfg each with ZooKeeper's defaults: tickTime=2000, "
@@ -1092,6 +1159,35 @@ def write_report(path, meta, results, summary, kinds):
             else ("0 (SNAP at the leader's zxid)" if sn.get("sync_mode") == "SNAP" else "–"))
         srow("RSS of the follower after it served", lambda sn: "%.0f MiB" % (sn["follower_rss_kb"] / 1024)
              if sn.get("follower_rss_kb") else "–")
+        w("")
+    if "writes" in s["scenarios"]:
+        w("## Write throughput of a 3-server ensemble (%d repetitions)" % s["write_reps"])
+        w("")
+        w("`loadgen run` (go-zookeeper, pipelined): 32 sessions × 64 outstanding, session i on server i mod 3 "
+          "(11/11/10 sessions: writes from the followers' clients are forwarded to the leader), values of 100 "
+          "bytes, %g s warm-up then a %g s window; setData on 10 000 pre-populated znodes, create+delete of "
+          "PERSISTENT_SEQUENTIAL znodes (both ops count). The three servers of the ensemble are pinned to CPU %s "
+          "together (`taskset -a`, for the runs only), the generator to CPU %s, as the single-server benchmark "
+          "pins one server; CPU per op is the user+system time of all three server processes over the window "
+          "divided by the ops completed in it. Every write is fsynced on a quorum before it is acknowledged "
+          "(both)." % (s["write_warmup"], s["write_duration"], s["server_cpu"], s["gen_cpu"]))
+        w("")
+        w("| | %s |" % " | ".join(cols))
+        w("|" + " --- |" * (1 + len(cols)))
+        for name, title, _ in WRITE_MIXES:
+            def cell(st, fmt):
+                if not st:
+                    return "–"
+                if st["n"] == 1:
+                    return fmt % st["median"]
+                return "%s (%s–%s)" % (fmt % st["median"], fmt % st["min"], fmt % st["max"])
+            for key, label, fmt in (("ops_per_s", "ops/s", "%.0f"), ("p99_ms", "p99 latency, ms", "%.1f"),
+                                    ("servers_cpu_us_per_op", "CPU of the 3 servers per op, µs", "%.1f")):
+                k = "writes_%s_%s" % (name, key)
+                cells = [cell(summary.get(kind, {}).get(k), fmt) for kind in kinds]
+                if both:
+                    cells.append(ratio(summary["ferrokeeper"].get(k), summary["apache"].get(k)))
+                w("| %s: %s | %s |" % (title, label, " | ".join(cells)))
         w("")
     w("## Every sample")
     w("")
@@ -1198,7 +1294,15 @@ def parse_args():
     ap.add_argument("--out", help="output dir (default results/ensemble-<UTC>-<commit>, "
                                   "results/quick-ensemble-... with --quick)")
     ap.add_argument("--keep-data", action="store_true")
+    ap.add_argument("--write-reps", type=int, help="write throughput repetitions (default 3; --quick 1)")
+    ap.add_argument("--write-duration", type=int, help="write window, s (default 30; --quick 5)")
+    ap.add_argument("--write-warmup", type=int, help="write warm-up, s (default 10; --quick 2)")
+    ap.add_argument("--server-cpu", default="0", help="CPU the servers are pinned to in the write runs (default 0)")
+    ap.add_argument("--gen-cpu", default="1", help="CPU of the load generator in the write runs (default 1)")
     a = ap.parse_args()
+    a.write_reps = a.write_reps or (1 if a.quick else 3)
+    a.write_duration = a.write_duration or (5 if a.quick else 30)
+    a.write_warmup = a.write_warmup or (2 if a.quick else 10)
     a.reps = a.reps or (3 if a.quick else 10)
     a.reconnect_reps = a.reconnect_reps or (3 if a.quick else 10)
     a.tree = a.tree or (100000 if a.quick else 1000000)
@@ -1260,6 +1364,10 @@ def run_kind(kind, args, ens_args, raw, meta, kz_logger, loadgen):
                     one("reconnect (%s killed) rep %d" % (role, rep), run_reconnect, ens, role, rep, args, kz_logger)
                     for rep in range(args.reconnect_reps)]
             meta["phases"].append({"phase": "%s reconnect done" % kind, "loadavg": loadavg()})
+        if "writes" in args.scenarios:
+            res["writes"] = [one("writes rep %d" % rep, run_writes, ens, args, raw, loadgen, rep)
+                             for rep in range(args.write_reps)]
+            meta["phases"].append({"phase": "%s writes done" % kind, "loadavg": loadavg()})
         if "snapshot" in args.scenarios:
             res["snapshot"] = one("snapshot", run_snapshot, ens, args, raw, loadgen)
             meta["phases"].append({"phase": "%s snapshot done" % kind, "loadavg": loadavg()})
@@ -1293,7 +1401,7 @@ def main():
     meta["machine"] = machine
     log("load average %s, nproc %s" % (" ".join(machine["loadavg_at_start"]), machine["nproc"]))
     loadgen = None
-    if "snapshot" in args.scenarios:
+    if "snapshot" in args.scenarios or "writes" in args.scenarios:
         benchlib.build_loadgen()
         loadgen = benchlib.LOADGEN
     if "ferrokeeper" in args.servers:

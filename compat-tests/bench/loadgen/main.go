@@ -23,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -132,6 +133,19 @@ func sortedKeys(m map[string]int64) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// parsePIDs parses a comma-separated list of process ids ("" is none).
+func parsePIDs(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitServers(s) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("bad PID %q", p)
+		}
+		out = append(out, pid)
+	}
+	return out, nil
 }
 
 func splitServers(s string) []string {

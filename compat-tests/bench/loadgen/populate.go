@@ -39,7 +39,7 @@ func cmdPopulate(args []string) error {
 		return fmt.Errorf("-count and -fanout must be >= 1")
 	}
 
-	conns, err := connectAll(splitServers(*servers), *sessions, *plain)
+	conns, err := connectAll(splitServers(*servers), *sessions, *plain, false)
 	if err != nil {
 		return err
 	}

@@ -83,11 +83,16 @@ type cpuSample struct {
 	serverOK bool
 }
 
-func sampleCPU(serverPID int) cpuSample {
+// sampleCPU reads the generator's CPU time and the server's, summed over serverPID and
+// more (an ensemble's other members); serverOK only if every one could be read.
+func sampleCPU(serverPID int, more ...int) cpuSample {
 	s := cpuSample{at: time.Now(), self: selfCPU()}
 	if serverPID > 0 {
-		if v, err := procCPU(serverPID); err == nil {
-			s.server, s.serverOK = v, true
+		s.serverOK = true
+		for _, pid := range append([]int{serverPID}, more...) {
+			v, err := procCPU(pid)
+			s.server += v
+			s.serverOK = s.serverOK && err == nil
 		}
 	}
 	return s

@@ -71,6 +71,8 @@ type runConfig struct {
 	Rate         float64        `json:"rate_per_s"` // 0: closed loop (as fast as answers come)
 	Prefix       string         `json:"prefix"`
 	ServerPID    int            `json:"server_pid"`
+	MorePIDs     []int          `json:"more_server_pids,omitempty"`
+	PinSessions  bool           `json:"pin_sessions,omitempty"`
 	Seed         uint64         `json:"seed"`
 	PlainSocket  bool           `json:"plain_socket"`
 	Bottleneck   float64        `json:"bottleneck_threshold"`
@@ -146,6 +148,8 @@ func cmdRun(args []string) error {
 	rate := fs.Float64("rate", 0, "target actions per second over all sessions (0: closed loop)")
 	prefix := fs.String("prefix", "/bench", "root of the benchmark's znodes")
 	serverPID := fs.Int("server-pid", 0, "server process: CPU time (/proc/PID/stat) over the window, VmRSS/VmHWM")
+	morePIDs := fs.String("more-server-pids", "", "further server processes (comma-separated PIDs, an ensemble's other members): their CPU time is added to -server-pid's")
+	pinSessions := fs.Bool("pin-sessions", false, "session i connects to server i mod len(-servers) only (default: go-zookeeper's shuffled list)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	plain := fs.Bool("plain-socket", false, "give go-zookeeper a plain net.Conn (no buffered reads, no write coalescing)")
 	bottleneck := fs.Float64("bottleneck", 0.9, "flag the run if the generator used more than this fraction of its cores")
@@ -169,11 +173,15 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
+	more, err := parsePIDs(*morePIDs)
+	if err != nil {
+		return err
+	}
 	cfg := runConfig{
 		Servers: splitServers(*servers), Sessions: *sessions, Outstanding: *outstanding, Mix: mix,
 		ValueSize: *valueSize, DurationS: duration.Seconds(), WarmupS: warmup.Seconds(),
 		Populate: *populate, Children: *children, Rate: *rate, Prefix: strings.TrimRight(*prefix, "/"),
-		ServerPID: *serverPID, Seed: *seed, PlainSocket: *plain, Bottleneck: *bottleneck,
+		ServerPID: *serverPID, MorePIDs: more, PinSessions: *pinSessions, Seed: *seed, PlainSocket: *plain, Bottleneck: *bottleneck,
 		DrainTimeout: drainTimeout.Seconds(), Label: *label,
 	}
 	if cfg.Sessions < 1 || cfg.Outstanding < 1 {
@@ -423,7 +431,7 @@ func (r *runner) run(out string, duration, warmup, drainTimeout time.Duration) e
 	r.pool = pool
 
 	t0 := time.Now()
-	conns, err := connectAll(cfg.Servers, cfg.Sessions, cfg.PlainSocket)
+	conns, err := connectAll(cfg.Servers, cfg.Sessions, cfg.PlainSocket, cfg.PinSessions)
 	if err != nil {
 		return err
 	}
@@ -462,9 +470,9 @@ func (r *runner) run(out string, duration, warmup, drainTimeout time.Duration) e
 	go func() {
 		defer cpuWG.Done()
 		time.Sleep(time.Until(r.ws))
-		cpuA = sampleCPU(cfg.ServerPID)
+		cpuA = sampleCPU(cfg.ServerPID, cfg.MorePIDs...)
 		time.Sleep(time.Until(r.we))
-		cpuB = sampleCPU(cfg.ServerPID)
+		cpuB = sampleCPU(cfg.ServerPID, cfg.MorePIDs...)
 	}()
 
 	var wg sync.WaitGroup

@@ -229,8 +229,9 @@ func drainEvents(ev <-chan zk.Event) {
 	}
 }
 
-// connectAll opens n sessions in parallel.
-func connectAll(servers []string, n int, plain bool) ([]*zk.Conn, error) {
+// connectAll opens n sessions in parallel; with pin, session i uses only server i mod
+// len(servers) (spread evenly over an ensemble, no failover).
+func connectAll(servers []string, n int, plain, pin bool) ([]*zk.Conn, error) {
 	conns := make([]*zk.Conn, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -238,7 +239,11 @@ func connectAll(servers []string, n int, plain bool) ([]*zk.Conn, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			conns[i], errs[i] = connect(servers, plain, 30*time.Second)
+			use := servers
+			if pin {
+				use = servers[i%len(servers) : i%len(servers)+1]
+			}
+			conns[i], errs[i] = connect(use, plain, 30*time.Second)
 		}(i)
 	}
 	wg.Wait()
