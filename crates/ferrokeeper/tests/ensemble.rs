@@ -110,6 +110,17 @@ fn ensemble_of(root: &Path, roles: &[&str], extra: &str) -> Vec<Server> {
         .collect()
 }
 
+/// Starts `servers`, waits until each accepts connections, and returns the leader's id.
+async fn start_all(servers: &mut [Server]) -> u64 {
+    for s in servers.iter_mut() {
+        s.start();
+    }
+    for s in servers.iter() {
+        wait_ready(s.client).await;
+    }
+    leader(servers).await
+}
+
 /// The id of the server whose `srvr` says `Mode: leader` (waits up to 20 s for one).
 async fn leader(servers: &[Server]) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -164,13 +175,7 @@ async fn an_ensemble_serves_clients_on_every_server_and_survives_its_leader() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut servers = ensemble(dir.path());
-    for s in &mut servers {
-        s.start();
-    }
-    for s in &servers {
-        wait_ready(s.client).await;
-    }
-    let lead = leader(&servers).await;
+    let lead = start_all(&mut servers).await;
     let followers: Vec<usize> = (0..3).filter(|i| servers[*i].id != lead).collect();
     let (fa, fb) = (followers[0], followers[1]);
     for i in &followers {
@@ -376,13 +381,7 @@ async fn a_killed_follower_moves_its_clients_and_catches_up_by_snapshot() {
     // A snapshot every 100 entries, 10 kept behind it: 2 000 writes leave a stopped follower
     // far behind the leader's log.
     let mut servers = ensemble_with(dir.path(), "snapCount=100\n");
-    for s in &mut servers {
-        s.start();
-    }
-    for s in &servers {
-        wait_ready(s.client).await;
-    }
-    let lead = leader(&servers).await;
+    let lead = start_all(&mut servers).await;
     let lead_i = servers.iter().position(|s| s.id == lead).unwrap();
     let f = (0..3).find(|i| servers[*i].id != lead).unwrap();
     let other = (0..3).find(|i| *i != f && *i != lead_i).unwrap();
@@ -563,13 +562,8 @@ async fn an_observer_replicates_and_serves_but_does_not_vote() {
         &["participant", "participant", "participant", "observer"],
         "",
     );
-    for s in &mut servers {
-        s.start();
-    }
-    for s in &servers {
-        wait_ready(s.client).await;
-    }
-    let lead = leader(&servers[..3]).await;
+    // The observer never says Mode: leader.
+    let lead = start_all(&mut servers).await;
     let lead_i = servers.iter().position(|s| s.id == lead).unwrap();
     let obs = 3;
     until(servers[obs].client, "srvr", |o| {
@@ -695,13 +689,7 @@ async fn reconfig_adds_a_server_and_removes_one() {
         let cfg = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, cfg.replace(&format!("{line4}\n"), "")).unwrap();
     }
-    for s in &mut servers[..3] {
-        s.start();
-    }
-    for s in &servers[..3] {
-        wait_ready(s.client).await;
-    }
-    let lead = leader(&servers[..3]).await;
+    let lead = start_all(&mut servers[..3]).await;
     let lead_i = servers.iter().position(|s| s.id == lead).unwrap();
     let mut admin = super_client(servers[lead_i].client).await;
     assert_eq!(admin.call(&create("/before", 0)).await.0.err, 0);
@@ -805,13 +793,7 @@ async fn sessions_created_at_once_on_every_server_are_distinct() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut servers = ensemble(dir.path());
-    for s in &mut servers {
-        s.start();
-    }
-    for s in &servers {
-        wait_ready(s.client).await;
-    }
-    leader(&servers).await;
+    start_all(&mut servers).await;
     for s in &servers {
         synced_client(s.client).await;
     }
@@ -831,13 +813,19 @@ async fn sessions_created_at_once_on_every_server_are_distinct() {
     let mut clients = Vec::new();
     for t in tasks {
         let (server, session, err, c) = t.await.unwrap();
-        assert_eq!(err, 0, "a create through session 0x{session:x} on server {server}");
+        assert_eq!(
+            err, 0,
+            "a create through session 0x{session:x} on server {server}"
+        );
         assert_eq!(
             (session >> 56) as u64,
             server,
             "session 0x{session:x} on server {server} was made by another server"
         );
-        assert!(ids.insert(session), "session 0x{session:x} handed out twice");
+        assert!(
+            ids.insert(session),
+            "session 0x{session:x} handed out twice"
+        );
         clients.push(c);
     }
     // Every connection is still open: none was closed as a moved session's.
