@@ -948,9 +948,9 @@ def run_writes(ens, args, raw, loadgen, rep, res):
     res.update({"rep": rep, "leader": leader})
     pin(pids, args.server_cpu)
     try:
+        L = ens.m(leader)
         for name, _, mix in WRITE_MIXES:
             out = raw / ("writes-%s-%s-rep%d.json" % (ens.kind, name, rep))
-            L = ens.m(leader)
             cmd = ["taskset", "-c", args.gen_cpu, loadgen, "run", "-servers", servers, "-pin-sessions",
                    "-sessions", 32, "-outstanding", 64, "-mix", mix, "-value-size", 100,
                    "-duration", "%ss" % args.write_duration, "-warmup", "%ss" % args.write_warmup,
@@ -1020,13 +1020,17 @@ def summarize(results):
     return s
 
 
-def fmt_ms(st):
+def fmt_stat(st, f):
+    """A stat cell: f(median), with (f(min)–f(max)) when there are several values."""
     if not st:
         return "–"
-    f = lambda x: ("%.0f ms" % (x * 1000)) if x < 10 else ("%.1f s" % x)  # noqa: E731
     if st["n"] == 1:
         return f(st["median"])
     return "%s (%s–%s)" % (f(st["median"]), f(st["min"]), f(st["max"]))
+
+
+def fmt_ms(st):
+    return fmt_stat(st, lambda x: ("%.0f ms" % (x * 1000)) if x < 10 else ("%.1f s" % x))
 
 
 def ratio(a, b):
@@ -1070,8 +1074,8 @@ def write_report(path, meta, results, summary, kinds):
     w("")
     s = meta["settings"]
 
-    def row(label, key):
-        cells = [fmt_ms(summary.get(k, {}).get(key)) for k in kinds]
+    def row(label, key, fmt=fmt_ms):
+        cells = [fmt(summary.get(k, {}).get(key)) for k in kinds]
         if both:
             cells.append(ratio(summary["ferrokeeper"].get(key), summary["apache"].get(key)))
         w("| %s | %s |" % (label, " | ".join(cells)))
@@ -1175,19 +1179,10 @@ def write_report(path, meta, results, summary, kinds):
         w("| | %s |" % " | ".join(cols))
         w("|" + " --- |" * (1 + len(cols)))
         for name, title, _ in WRITE_MIXES:
-            def cell(st, fmt):
-                if not st:
-                    return "–"
-                if st["n"] == 1:
-                    return fmt % st["median"]
-                return "%s (%s–%s)" % (fmt % st["median"], fmt % st["min"], fmt % st["max"])
             for key, label, fmt in (("ops_per_s", "ops/s", "%.0f"), ("p99_ms", "p99 latency, ms", "%.1f"),
                                     ("servers_cpu_us_per_op", "CPU of the 3 servers per op, µs", "%.1f")):
-                k = "writes_%s_%s" % (name, key)
-                cells = [cell(summary.get(kind, {}).get(k), fmt) for kind in kinds]
-                if both:
-                    cells.append(ratio(summary["ferrokeeper"].get(k), summary["apache"].get(k)))
-                w("| %s: %s | %s |" % (title, label, " | ".join(cells)))
+                row("%s: %s" % (title, label), "writes_%s_%s" % (name, key),
+                    lambda st, fmt=fmt: fmt_stat(st, lambda x: fmt % x))
         w("")
     w("## Every sample")
     w("")
